@@ -1,0 +1,119 @@
+import 'reflect-metadata';
+import { plainToInstance, Type } from 'class-transformer';
+import {
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
+import { PROCORE_ENV_VARIABLES } from './procore-env.js';
+
+const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
+/** `base64` or `keyId:base64`; the length (32 bytes) is checked when the keyring is built. */
+const KEY_FORMAT = /^(?:[A-Za-z0-9_.-]{1,32}:)?[A-Za-z0-9+/_-]{42,44}={0,2}$/;
+const KEY_MESSAGE = '$property must be 32 random bytes in base64, optionally prefixed "keyId:"';
+
+class HttpOptionsSchema {
+  @IsOptional() @IsInt() @Min(1) timeoutMs?: number;
+  @IsOptional() @IsInt() @Min(0) @Max(10) retries?: number;
+  @IsOptional() @IsInt() @Min(0) retryBaseDelayMs?: number;
+  @IsOptional() @IsInt() @Min(0) maxRetryAfterMs?: number;
+  @IsOptional() @IsInt() @Min(1024) maxResponseBytes?: number;
+}
+
+class SchedulerOptionsSchema {
+  @IsOptional() @IsBoolean() enabled?: boolean;
+  @IsOptional() @IsInt() @Min(100) intervalMs?: number;
+  @IsOptional() @IsInt() @Min(1) lookAheadSeconds?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(10_000) batchSize?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(256) concurrency?: number;
+  @IsOptional() @IsInt() @Min(0) activeWithinDays?: number;
+}
+
+class CacheOptionsSchema {
+  @IsOptional() @IsInt() @Min(0) maxEntries?: number;
+  @IsOptional() @IsInt() @Min(0) ttlSeconds?: number;
+}
+
+class RoutesOptionsSchema {
+  @IsOptional() @IsBoolean() enabled?: boolean;
+  @IsOptional() @IsString() @Matches(/^\/?[A-Za-z0-9._~/-]*$/) path?: string;
+}
+
+/** class-validator schema of `ProcoreAuthModuleOptions` (functions and the DataSource are checked by hand). */
+export class ProcoreAuthOptionsSchema {
+  @IsString() @IsNotEmpty() clientId!: string;
+  @IsString() @IsNotEmpty() clientSecret!: string;
+  @IsUrl(URL_OPTIONS) redirectUri!: string;
+  @IsOptional() @IsIn(['production', 'sandbox', 'monthly-sandbox', 'federal']) environment?: string;
+  @IsOptional() @IsUrl(URL_OPTIONS) authBaseUrl?: string;
+  @IsOptional() @IsUrl(URL_OPTIONS) apiBaseUrl?: string;
+  @IsString() @Matches(KEY_FORMAT, { message: KEY_MESSAGE }) encryptionKey!: string;
+  @IsOptional()
+  @IsArray()
+  @Matches(KEY_FORMAT, { each: true, message: KEY_MESSAGE })
+  previousEncryptionKeys?: string[];
+  @IsOptional() @IsInt() @Min(0) refreshSkewSeconds?: number;
+  @IsOptional() @IsBoolean() pkce?: boolean;
+  @IsOptional() @IsInt() @Min(10) stateTtlSeconds?: number;
+  @IsOptional() @IsInt() @Min(100) lockTimeoutMs?: number;
+  @IsOptional() @IsInt() @Min(0) touchIntervalSeconds?: number;
+  @IsOptional() @ValidateNested() @Type(() => HttpOptionsSchema) http?: HttpOptionsSchema;
+  @IsOptional() @ValidateNested() @Type(() => SchedulerOptionsSchema) scheduler?: SchedulerOptionsSchema;
+  @IsOptional() @ValidateNested() @Type(() => CacheOptionsSchema) cache?: CacheOptionsSchema;
+  @IsOptional() @ValidateNested() @Type(() => RoutesOptionsSchema) routes?: RoutesOptionsSchema;
+}
+
+function describeProblem(path: string, error: ValidationError): string {
+  const envName = PROCORE_ENV_VARIABLES[path as keyof typeof PROCORE_ENV_VARIABLES];
+  const missing = error.value === undefined || error.value === null || error.value === '';
+  const what = missing
+    ? `${path} is missing`
+    : `${path} is invalid (${Object.values(error.constraints ?? {}).join('; ')})`;
+  const fix = envName
+    ? `set ${envName} or pass ${path} to ProcoreAuthModule.forRoot()`
+    : `fix ${path} in the options of ProcoreAuthModule.forRoot()`;
+  return `${what}: ${fix}`;
+}
+
+function flatten(errors: ValidationError[], prefix = ''): string[] {
+  return errors.flatMap((error) => {
+    const path = prefix ? `${prefix}.${error.property}` : error.property;
+    return error.children?.length ? flatten(error.children, path) : [describeProblem(path, error)];
+  });
+}
+
+/**
+ * Validates raw options with class-validator and throws one `ProcoreConfigurationError` listing
+ * every problem. Values are never echoed (they may be secrets): messages name the option and its
+ * env variable instead.
+ */
+export function validateProcoreAuthOptions(raw: unknown): void {
+  if (raw === null || typeof raw !== 'object') {
+    throw new ProcoreConfigurationError(
+      'ProcoreAuthModule options are missing: pass an object to forRoot() or return one from the forRootAsync() factory.',
+    );
+  }
+  const schema = plainToInstance(ProcoreAuthOptionsSchema, raw);
+  const problems = flatten(validateSync(schema, { validationError: { target: false } }));
+  const resolver = (raw as { ownerResolver?: unknown }).ownerResolver;
+  if (resolver !== undefined && typeof resolver !== 'function') {
+    problems.push('ownerResolver is invalid (must be a function of the request)');
+  }
+  if (problems.length > 0) {
+    throw new ProcoreConfigurationError(
+      `Invalid ProcoreAuthModule options:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+}

@@ -1,0 +1,28 @@
+/**
+ * The env variables `procoreConfig` reads, keyed by the option they fill. The names are part of
+ * the public contract; validation errors name them so a wrong deployment is easy to fix.
+ */
+export const PROCORE_ENV_VARIABLES = {
+  clientId: 'PROCORE_CLIENT_ID',
+  clientSecret: 'PROCORE_CLIENT_SECRET',
+  redirectUri: 'PROCORE_REDIRECT_URI',
+  environment: 'PROCORE_ENVIRONMENT',
+  authBaseUrl: 'PROCORE_AUTH_BASE_URL',
+  apiBaseUrl: 'PROCORE_API_BASE_URL',
+  encryptionKey: 'PROCORE_TOKEN_ENCRYPTION_KEY',
+  previousEncryptionKeys: 'PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS',
+} as const;
+
+/** Preset login / REST API hosts per Procore environment. */
+export const PROCORE_ENVIRONMENT_HOSTS = {
+  production: { authBaseUrl: 'https://login.procore.com', apiBaseUrl: 'https://api.procore.com' },
+  sandbox: {
+    authBaseUrl: 'https://login-sandbox.procore.com',
+    apiBaseUrl: 'https://sandbox.procore.com',
+  },
+  'monthly-sandbox': {
+    authBaseUrl: 'https://login-sandbox-monthly.procore.com',
+    apiBaseUrl: 'https://api-monthly.procore.com',
+  },
+  federal: { authBaseUrl: 'https://login.procoregov.com', apiBaseUrl: 'https://api.procoregov.com' },
+} as const;

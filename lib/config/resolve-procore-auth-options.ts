@@ -1,0 +1,128 @@
+import type { DataSource } from 'typeorm';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
+import type {
+  ProcoreAuthModuleOptions,
+  ProcoreEnvironment,
+  ProcoreOwnerResolver,
+} from '../interfaces/procore-auth-options.interface.js';
+import { validateProcoreAuthOptions } from './procore-auth-options.validation.js';
+import { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './procore-env.js';
+
+/** Options with every default applied: what the providers inject (`PROCORE_AUTH_OPTIONS`). */
+export interface ResolvedProcoreAuthOptions {
+  clientId: string;
+  clientSecret: string;
+  redirectUri: string;
+  environment: ProcoreEnvironment;
+  authBaseUrl: string;
+  apiBaseUrl: string;
+  encryptionKey: string;
+  previousEncryptionKeys: string[];
+  ownerResolver: ProcoreOwnerResolver;
+  refreshSkewSeconds: number;
+  pkce: boolean;
+  stateTtlSeconds: number;
+  lockTimeoutMs: number;
+  touchIntervalSeconds: number;
+  http: {
+    timeoutMs: number;
+    retries: number;
+    retryBaseDelayMs: number;
+    maxRetryAfterMs: number;
+    maxResponseBytes: number;
+  };
+  scheduler: {
+    enabled: boolean;
+    intervalMs: number;
+    /** `undefined`: min(15 min, half the token's lifetime) per connection. */
+    lookAheadSeconds: number | undefined;
+    batchSize: number;
+    concurrency: number;
+    activeWithinDays: number;
+  };
+  cache: { maxEntries: number; ttlSeconds: number };
+  routes: { enabled: boolean; path: string };
+  dataSource: DataSource | string | undefined;
+}
+
+/** The default owner of a request: `req.user.id`. */
+export const defaultOwnerResolver: ProcoreOwnerResolver = (request) => {
+  const user = (request as { user?: { id?: unknown } } | undefined)?.user;
+  const id = user?.id;
+  return typeof id === 'string' || typeof id === 'number' ? id : undefined;
+};
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+function isLoopback(hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || hostname.startsWith('127.');
+}
+
+/** Procore tokens travel over HTTPS only; plain HTTP is accepted for loopback hosts (tests, the fake server). */
+function requireHttps(option: keyof typeof PROCORE_ENV_VARIABLES, value: string): string {
+  const url = new URL(value);
+  if (url.protocol !== 'https:' && !isLoopback(url.hostname)) {
+    throw new ProcoreConfigurationError(
+      `${option} must use https (only loopback hosts may use http): set ${PROCORE_ENV_VARIABLES[option]} or ${option} to an https:// URL.`,
+    );
+  }
+  return value;
+}
+
+function withoutTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+function normalizeRoutePath(path: string): string {
+  return path.replace(/^\/+|\/+$/g, '');
+}
+
+/**
+ * Validates raw module options and applies every default, for all registration paths
+ * (`forRoot`, `useFactory`, `useClass`, `useExisting`). Throws `ProcoreConfigurationError`.
+ */
+export function resolveProcoreAuthOptions(raw: ProcoreAuthModuleOptions): ResolvedProcoreAuthOptions {
+  validateProcoreAuthOptions(raw);
+  const environment = raw.environment ?? 'production';
+  const hosts = PROCORE_ENVIRONMENT_HOSTS[environment];
+  return {
+    clientId: raw.clientId,
+    clientSecret: raw.clientSecret,
+    redirectUri: requireHttps('redirectUri', raw.redirectUri),
+    environment,
+    authBaseUrl: withoutTrailingSlash(requireHttps('authBaseUrl', raw.authBaseUrl ?? hosts.authBaseUrl)),
+    apiBaseUrl: withoutTrailingSlash(requireHttps('apiBaseUrl', raw.apiBaseUrl ?? hosts.apiBaseUrl)),
+    encryptionKey: raw.encryptionKey,
+    previousEncryptionKeys: raw.previousEncryptionKeys ?? [],
+    ownerResolver: raw.ownerResolver ?? defaultOwnerResolver,
+    refreshSkewSeconds: raw.refreshSkewSeconds ?? 120,
+    pkce: raw.pkce ?? false,
+    stateTtlSeconds: raw.stateTtlSeconds ?? 600,
+    lockTimeoutMs: raw.lockTimeoutMs ?? 15_000,
+    touchIntervalSeconds: raw.touchIntervalSeconds ?? 300,
+    http: {
+      timeoutMs: raw.http?.timeoutMs ?? 10_000,
+      retries: raw.http?.retries ?? 2,
+      retryBaseDelayMs: raw.http?.retryBaseDelayMs ?? 250,
+      maxRetryAfterMs: raw.http?.maxRetryAfterMs ?? 30_000,
+      maxResponseBytes: raw.http?.maxResponseBytes ?? 65_536,
+    },
+    scheduler: {
+      enabled: raw.scheduler?.enabled ?? true,
+      intervalMs: raw.scheduler?.intervalMs ?? 60_000,
+      lookAheadSeconds: raw.scheduler?.lookAheadSeconds,
+      batchSize: raw.scheduler?.batchSize ?? 100,
+      concurrency: raw.scheduler?.concurrency ?? 4,
+      activeWithinDays: raw.scheduler?.activeWithinDays ?? 7,
+    },
+    cache: {
+      maxEntries: raw.cache?.maxEntries ?? 10_000,
+      ttlSeconds: raw.cache?.ttlSeconds ?? 60,
+    },
+    routes: {
+      enabled: raw.routes?.enabled ?? true,
+      path: normalizeRoutePath(raw.routes?.path ?? 'procore/oauth'),
+    },
+    dataSource: raw.dataSource,
+  };
+}

@@ -1,0 +1,38 @@
+// Public surface of nestjs-procore-auth. Anything not exported here is internal and may change.
+export { procoreConfig } from './config/procore.config.js';
+export { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './config/procore-env.js';
+export type { ResolvedProcoreAuthOptions } from './config/resolve-procore-auth-options.js';
+export * from './errors/index.js';
+export {
+  ProcoreAuthEvents,
+  ProcoreAuthEventType,
+  type ProcoreAuthEvent,
+  type ProcoreRefreshTrigger,
+} from './events/procore-auth.events.js';
+export type * from './interfaces/procore-auth-options.interface.js';
+export type * from './interfaces/procore-connection.interface.js';
+export type * from './interfaces/procore-token-response.interface.js';
+export { PROCORE_AUTH_OPTIONS } from './procore-auth.constants.js';
+export { ProcoreAuthModule } from './procore-auth.module.js';
+export {
+  PROCORE_AUTH_MODULE_OPTIONS,
+  type ProcoreAuthModuleExtras,
+} from './procore-auth.module-definition.js';
+export { procoreAuthEntities, procoreAuthMigrations } from './storage/index.js';
+export { ProcoreOAuthStateEntity } from './storage/procore-oauth-state.entity.js';
+export {
+  ProcoreOAuthStateStore,
+  type ConsumedState,
+  type ProcoreOAuthStateRecord,
+} from './storage/procore-oauth-state.store.js';
+export { ProcoreTokenEntity, type ProcoreConnectionStatus } from './storage/procore-token.entity.js';
+export {
+  ProcoreTokenStore,
+  type ClaimOptions,
+  type LockedTokenWriter,
+  type ProcoreTokenInsert,
+  type ProcoreTokenPatch,
+  type ProcoreTokenRecord,
+} from './storage/procore-token.store.js';
+export { TypeOrmProcoreTokenStore } from './storage/typeorm-procore-token.store.js';
+export { ProcoreTokenService, type ProcoreOwnerId } from './tokens/procore-token.service.js';

@@ -1,0 +1,116 @@
+import type { DataSource } from 'typeorm';
+
+/** Procore environments with preset hosts. Tokens never cross environments. */
+export type ProcoreEnvironment = 'production' | 'sandbox' | 'monthly-sandbox' | 'federal';
+
+/** Finds the owner of a request (usually your user id). Return `undefined`/`null` when there is none. */
+export type ProcoreOwnerResolver = (request: unknown) => string | number | null | undefined;
+
+/** HTTP behaviour of calls to Procore's login host. */
+export interface ProcoreHttpOptions {
+  /** Abort a call to Procore after this many milliseconds. Default `10000`. */
+  timeoutMs?: number;
+  /**
+   * Retries after a transient failure (5xx, 429, timeout, reset, connection refused), with
+   * exponential backoff and jitter. A refresh is retried only within this budget: Procore consumes
+   * a refresh token on every call, so a retry after a lost response can end in reauthorization.
+   * Default `2`.
+   */
+  retries?: number;
+  /** First backoff delay in milliseconds (doubles per retry, plus jitter). Default `250`. */
+  retryBaseDelayMs?: number;
+  /** Longest `Retry-After` honoured before giving up, in milliseconds. Default `30000`. */
+  maxRetryAfterMs?: number;
+  /** Largest response body accepted from Procore, in bytes. Default `65536`. */
+  maxResponseBytes?: number;
+}
+
+/** The scheduled refresh job. */
+export interface ProcoreSchedulerOptions {
+  /** Run the job. Default `true`. */
+  enabled?: boolean;
+  /** Milliseconds between ticks. Default `60000`. */
+  intervalMs?: number;
+  /**
+   * Refresh a connection when less than this many seconds of its access token remain. Default:
+   * min(15 minutes, half the token's lifetime), computed per connection.
+   */
+  lookAheadSeconds?: number;
+  /** Connections claimed per batch (`FOR UPDATE SKIP LOCKED`). Default `100`. */
+  batchSize?: number;
+  /** Refreshes in flight at once per instance. Default `4`. */
+  concurrency?: number;
+  /**
+   * Only connections used (or connected) within this many days are refreshed ahead of time;
+   * idle ones are refreshed on their next use (Procore refresh tokens do not expire). Default `7`.
+   */
+  activeWithinDays?: number;
+}
+
+/** The in-memory cache of valid access tokens (the hot path). */
+export interface ProcoreCacheOptions {
+  /** Owners kept (least recently used evicted first). Default `10000`. */
+  maxEntries?: number;
+  /**
+   * Longest time an entry is served without looking at the database, in seconds: bounds how long
+   * a revoke on another instance takes to be seen everywhere. Default `60`.
+   */
+  ttlSeconds?: number;
+}
+
+/** The OAuth routes mounted by the module. */
+export interface ProcoreRoutesOptions {
+  /** Mount `GET <path>/authorize` and `GET <path>/callback`. Default `true`. */
+  enabled?: boolean;
+  /** Path prefix. Default `'procore/oauth'`. */
+  path?: string;
+}
+
+/** Options of `ProcoreAuthModule.forRoot()` / `forRootAsync()`. `procoreConfig` reads them from env variables. */
+export interface ProcoreAuthModuleOptions {
+  /** OAuth client id of your Procore app (`PROCORE_CLIENT_ID`). Required. */
+  clientId: string;
+  /** OAuth client secret of your Procore app (`PROCORE_CLIENT_SECRET`). Required. */
+  clientSecret: string;
+  /** Absolute URL of the mounted callback route, as registered in Procore (`PROCORE_REDIRECT_URI`). Required. */
+  redirectUri: string;
+  /** Picks the preset hosts (`PROCORE_ENVIRONMENT`). Default `'production'`. */
+  environment?: ProcoreEnvironment;
+  /** Login host override, e.g. `https://login-sandbox.procore.com` (`PROCORE_AUTH_BASE_URL`). HTTPS unless loopback. */
+  authBaseUrl?: string;
+  /** REST API host override, e.g. `https://sandbox.procore.com` (`PROCORE_API_BASE_URL`). HTTPS unless loopback. */
+  apiBaseUrl?: string;
+  /**
+   * Current token encryption key: 32 random bytes in base64, optionally `keyId:base64`
+   * (`PROCORE_TOKEN_ENCRYPTION_KEY`). Generate one with `openssl rand -base64 32`. Required.
+   */
+  encryptionKey: string;
+  /** Older keys, same format, used only to decrypt (`PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS`, comma-separated). Default `[]`. */
+  previousEncryptionKeys?: string[];
+  /** Finds the owner of a request. Default: `req.user.id`. */
+  ownerResolver?: ProcoreOwnerResolver;
+  /** The request path refreshes when less than this many seconds remain. Default `120`. */
+  refreshSkewSeconds?: number;
+  /** Use PKCE (S256) in the authorization flow. Procore does not document PKCE. Default `false`. */
+  pkce?: boolean;
+  /** Lifetime of an authorization `state`, in seconds. Default `600`. */
+  stateTtlSeconds?: number;
+  /** Longest wait for another caller's refresh of the same connection (row lock), in ms. Default `15000`. */
+  lockTimeoutMs?: number;
+  /** "Last used" is written at most once per this many seconds per owner. Default `300`. */
+  touchIntervalSeconds?: number;
+  http?: ProcoreHttpOptions;
+  scheduler?: ProcoreSchedulerOptions;
+  cache?: ProcoreCacheOptions;
+  routes?: ProcoreRoutesOptions;
+  /**
+   * The TypeORM DataSource holding `procore_oauth_tokens`: an instance, or the name of a
+   * DataSource registered with `TypeOrmModule.forRoot({ name })`. Default: the app's default DataSource.
+   */
+  dataSource?: DataSource | string;
+}
+
+/** What a `useClass` / `useExisting` options provider implements. */
+export interface ProcoreAuthOptionsFactory {
+  createProcoreAuthOptions(): ProcoreAuthModuleOptions | Promise<ProcoreAuthModuleOptions>;
+}

@@ -1,0 +1,41 @@
+import { Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import {
+  ConfigurableProcoreAuthModule,
+  PROCORE_AUTH_ASYNC_OPTIONS_TYPE,
+  PROCORE_AUTH_OPTIONS_TYPE,
+} from './procore-auth.module-definition.js';
+import type { DynamicModule } from '@nestjs/common';
+import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
+import { procoreAuthProviders } from './procore-auth.providers.js';
+import { ProcoreAuthEvents } from './events/procore-auth.events.js';
+import { procoreAuthEntities } from './storage/index.js';
+import { ProcoreTokenStore } from './storage/procore-token.store.js';
+import { ProcoreTokenService } from './tokens/procore-token.service.js';
+
+/** Lets `autoLoadEntities: true` pick up the entities on the given (or default) DataSource. */
+function registerEntities(dataSource: unknown): void {
+  // forFeature() records the entities for autoLoadEntities; its repository providers are not
+  // imported, so the module also works with a DataSource that TypeOrmModule does not manage.
+  TypeOrmModule.forFeature(procoreAuthEntities, typeof dataSource === 'string' ? dataSource : undefined);
+}
+
+/**
+ * Procore OAuth for a NestJS app. Register once, with `forRoot(options)` or
+ * `forRootAsync({ imports, inject, useFactory | useClass | useExisting, isGlobal })`.
+ */
+@Module({
+  providers: procoreAuthProviders,
+  exports: [ProcoreTokenService, ProcoreAuthEvents, ProcoreTokenStore, PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER],
+})
+export class ProcoreAuthModule extends ConfigurableProcoreAuthModule {
+  static override forRoot(options: typeof PROCORE_AUTH_OPTIONS_TYPE): DynamicModule {
+    registerEntities(options.dataSource);
+    return super.forRoot(options);
+  }
+
+  static override forRootAsync(options: typeof PROCORE_AUTH_ASYNC_OPTIONS_TYPE): DynamicModule {
+    registerEntities(undefined);
+    return super.forRootAsync(options);
+  }
+}

@@ -1,0 +1,177 @@
+import { assertStorageReady } from './data-source.resolver.js';
+import type { DataSource, EntityManager } from 'typeorm';
+import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
+import { ProcoreTokenEntity } from './procore-token.entity.js';
+import {
+  ProcoreTokenStore,
+  type ClaimOptions,
+  type LockedTokenWriter,
+  type ProcoreTokenInsert,
+  type ProcoreTokenPatch,
+  type ProcoreTokenRecord,
+} from './procore-token.store.js';
+
+/** PostgreSQL's `lock_not_available`, raised when `lock_timeout` elapses. */
+const LOCK_NOT_AVAILABLE = '55P03';
+
+function toRecord(entity: ProcoreTokenEntity): ProcoreTokenRecord {
+  return {
+    ownerId: entity.ownerId,
+    environment: entity.environment,
+    status: entity.status,
+    accessToken: entity.accessToken,
+    refreshToken: entity.refreshToken,
+    keyId: entity.keyId,
+    expiresAt: entity.expiresAt,
+    tokenLifetimeSeconds: entity.tokenLifetimeSeconds,
+    version: entity.version,
+    connectedAt: entity.connectedAt,
+    lastRefreshedAt: entity.lastRefreshedAt,
+    lastUsedAt: entity.lastUsedAt,
+    failureCount: entity.failureCount,
+    lastErrorCode: entity.lastErrorCode,
+    lastErrorAt: entity.lastErrorAt,
+    revokedAt: entity.revokedAt,
+  };
+}
+
+/** The default `ProcoreTokenStore`: TypeORM on PostgreSQL, on the DataSource the module was given. */
+export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
+  constructor(private readonly resolveDataSource: () => DataSource) {
+    super();
+  }
+
+  private get dataSource(): DataSource {
+    return this.resolveDataSource();
+  }
+
+  /** Fails fast at bootstrap when the DataSource is missing or the migration was not run. */
+  async onModuleInit(): Promise<void> {
+    await assertStorageReady(this.dataSource, ProcoreTokenEntity);
+  }
+
+  private get repository() {
+    return this.dataSource.getRepository(ProcoreTokenEntity);
+  }
+
+  async find(ownerId: string): Promise<ProcoreTokenRecord | null> {
+    const entity = await this.repository.findOneBy({ ownerId });
+    return entity ? toRecord(entity) : null;
+  }
+
+  async upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenRecord> {
+    // One statement, so a concurrent connect of the same owner cannot interleave; the version keeps
+    // counting across reconnects (one value per token generation).
+    await this.dataSource.query(
+      `INSERT INTO ${this.table} AS t
+         (owner_id, environment, status, access_token, refresh_token, key_id, expires_at,
+          token_lifetime_seconds, version, connected_at, failure_count)
+       VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, 1, now(), 0)
+       ON CONFLICT (owner_id) DO UPDATE SET
+         environment = EXCLUDED.environment, status = 'active',
+         access_token = EXCLUDED.access_token, refresh_token = EXCLUDED.refresh_token,
+         key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at,
+         token_lifetime_seconds = EXCLUDED.token_lifetime_seconds, version = t.version + 1,
+         connected_at = now(), failure_count = 0, last_error_code = NULL, last_error_at = NULL,
+         revoked_at = NULL, refresh_claimed_until = NULL, updated_at = now()`,
+      [
+        ownerId,
+        values.environment,
+        values.accessToken,
+        values.refreshToken,
+        values.keyId,
+        values.expiresAt,
+        values.tokenLifetimeSeconds,
+      ],
+    );
+    const record = await this.find(ownerId);
+    if (!record) {
+      throw new Error(`The Procore connection of owner "${ownerId}" vanished right after it was written.`);
+    }
+    return record;
+  }
+
+  async withLock<T>(
+    ownerId: string,
+    lockTimeoutMs: number,
+    work: (record: ProcoreTokenRecord | null, writer: LockedTokenWriter) => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await this.dataSource.transaction(async (manager) => {
+        // Bound the wait for another caller's refresh instead of queueing forever.
+        await manager.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
+        const entity = await manager
+          .createQueryBuilder(ProcoreTokenEntity, 't')
+          .setLock('pessimistic_write')
+          .where('t.owner_id = :ownerId', { ownerId })
+          .getOne();
+        return work(entity ? toRecord(entity) : null, this.writer(manager, ownerId));
+      });
+    } catch (error) {
+      if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) {
+        throw new ProcoreLockTimeoutError(ownerId, lockTimeoutMs, { cause: error });
+      }
+      throw error;
+    }
+  }
+
+  async touch(ownerIds: readonly string[], at: Date): Promise<void> {
+    if (ownerIds.length === 0) return;
+    await this.dataSource.query(
+      `UPDATE ${this.table} SET last_used_at = $2
+        WHERE owner_id = ANY($1) AND (last_used_at IS NULL OR last_used_at < $2)`,
+      [ownerIds, at],
+    );
+  }
+
+  async claimDue(options: ClaimOptions): Promise<string[]> {
+    const table = this.table;
+    const result: unknown = await this.dataSource.query(
+      `UPDATE ${table} SET refresh_claimed_until = now() + make_interval(secs => $4)
+        WHERE id IN (
+          SELECT id FROM ${table}
+           WHERE status = 'active'
+             AND refresh_token IS NOT NULL
+             AND expires_at < $1
+             AND GREATEST(last_used_at, connected_at) >= $2
+             AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
+           ORDER BY expires_at
+           LIMIT $3
+           FOR UPDATE SKIP LOCKED)
+        RETURNING owner_id`,
+      [options.expiringBefore, options.activeSince, options.limit, options.leaseSeconds],
+    );
+    // The postgres driver answers an UPDATE ... RETURNING with [rows, affectedCount].
+    const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
+      owner_id: string;
+    }[];
+    return rows.map((row) => row.owner_id);
+  }
+
+  async findWithOtherKey(currentKeyId: string, limit: number): Promise<string[]> {
+    const rows = await this.repository
+      .createQueryBuilder('t')
+      .select('t.owner_id', 'ownerId')
+      .where('t.key_id IS NOT NULL AND t.key_id <> :currentKeyId', { currentKeyId })
+      .orderBy('t.owner_id')
+      .limit(limit)
+      .getRawMany<{ ownerId: string }>();
+    return rows.map((row) => row.ownerId);
+  }
+
+  private writer(manager: EntityManager, ownerId: string): LockedTokenWriter {
+    return {
+      update: async (patch: ProcoreTokenPatch) => {
+        await manager.update(ProcoreTokenEntity, { ownerId }, patch);
+      },
+    };
+  }
+
+  /** The table name, schema-qualified when the DataSource has a schema, quoted for raw SQL. */
+  private get table(): string {
+    return this.repository.metadata.tablePath
+      .split('.')
+      .map((part) => `"${part.replace(/"/g, '""')}"`)
+      .join('.');
+  }
+}

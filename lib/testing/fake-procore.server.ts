@@ -1,0 +1,1013 @@
+import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** A Procore user as the fake knows it: what `GET /rest/v1.0/me` answers. */
+export interface FakeProcoreUser {
+  /** Procore user id (Procore ids may exceed 32 bits; keep them below 2^53). */
+  id: number;
+  /** The user's login, an e-mail address. */
+  login: string;
+  /** Display name. */
+  name: string;
+}
+
+/** Options of {@link FakeProcoreServer.start}. Every option has a default. */
+export interface FakeProcoreServerOptions {
+  /** The one registered OAuth client. Default `'fake-procore-client-id'`. */
+  clientId?: string;
+  /** Its secret. Default `'fake-procore-client-secret'`. */
+  clientSecret?: string;
+  /** `expires_in` of every access token, in seconds. Default `5400` (Procore's value today). */
+  accessTokenTtlSeconds?: number;
+  /**
+   * The user that `GET /oauth/authorize` auto-approves.
+   * Default `{ id: 4242, login: 'ada@example.com', name: 'Ada Lovelace' }`.
+   */
+  user?: FakeProcoreUser;
+  /**
+   * The user behind client-credentials (service account) tokens, answered by `GET /rest/v1.0/me`.
+   * Default `{ id: 9000, login: 'service-account@fake-procore.test', name: 'Fake Service Account' }`.
+   */
+  serviceAccountUser?: FakeProcoreUser;
+  /** Latency added to every `POST /oauth/token` response, in ms. Default `0`. */
+  tokenLatencyMs?: number;
+  /** Interface to listen on. Default `'127.0.0.1'`. */
+  host?: string;
+  /** Port to listen on. Default `0` (a free port chosen by the OS). */
+  port?: number;
+}
+
+/**
+ * A misbehaviour of the login host, injected with {@link FakeProcoreServer.injectFault}.
+ *
+ * `consumeRefreshToken: true` means the server did its work before misbehaving: the refresh
+ * token the call carries is rotated and the new pair is lost (as when Procore answered but the
+ * response never arrived). The same flag on an `authorization_code` call redeems the code, and on
+ * `/oauth/revoke` performs the revocation, before the fault answers. Without it (the default) the
+ * fault answers before the token service is reached and nothing is consumed.
+ */
+export type FakeProcoreFault =
+  /** Answer `status` (e.g. 500, 502, 503) with `body` (default a JSON OAuth error). */
+  | {
+      kind: 'status';
+      status: number;
+      consumeRefreshToken?: boolean;
+      /** Response body. Default `{"error":"server_error",...}`. */
+      body?: string;
+      /** Default `application/json` without `body`, `text/plain; charset=utf-8` with one. */
+      contentType?: string;
+      /** Adds a `Retry-After` header, as Procore does on 503. */
+      retryAfterSeconds?: number;
+    }
+  /** 429 with `Retry-After` and Procore's `X-Rate-Limit-*` headers; never consumes anything. */
+  | { kind: 'rate-limit'; retryAfterSeconds: number }
+  /** Never answers; the request stays open until the client gives up or the server closes. */
+  | { kind: 'hang'; consumeRefreshToken?: boolean }
+  /** Resets the TCP connection without a response. */
+  | { kind: 'reset'; consumeRefreshToken?: boolean }
+  /** 200 `application/json` whose body is not JSON (a truncated document). */
+  | { kind: 'invalid-json'; consumeRefreshToken?: boolean }
+  /** An HTML error page, as a proxy or maintenance page would send. Default status 200. */
+  | { kind: 'html'; status?: number; consumeRefreshToken?: boolean }
+  /** 200 with a valid JSON body of `bytes` bytes (default 2 MiB). */
+  | { kind: 'oversized'; bytes?: number; consumeRefreshToken?: boolean }
+  /** 200 JSON that looks like a token response but has no `access_token`. */
+  | { kind: 'missing-access-token'; consumeRefreshToken?: boolean };
+
+/** The grant types of `POST /oauth/token` the fake implements. */
+export type FakeProcoreGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
+
+/** The endpoints faults can be injected into. */
+export type FakeProcoreFaultPath = '/oauth/token' | '/oauth/revoke';
+
+/** Where and how often an injected fault applies. */
+export interface FakeProcoreFaultOptions {
+  /** How many matching calls the fault answers. Default `1`. */
+  times?: number;
+  /** Only token calls of this grant type match. Default: any grant type. Token endpoint only. */
+  grantType?: FakeProcoreGrantType;
+  /** The endpoint. Default `'/oauth/token'`. */
+  path?: FakeProcoreFaultPath;
+}
+
+/** Calls the fake has seen since it started or since {@link FakeProcoreServer.resetCounters}. */
+export interface FakeProcoreCounters {
+  /** `GET /oauth/authorize` calls. */
+  authorize: number;
+  /** `POST /oauth/token` calls with `grant_type=authorization_code`. */
+  authorizationCode: number;
+  /** `POST /oauth/token` calls with `grant_type=refresh_token`, successful or not. */
+  refreshToken: number;
+  /** `POST /oauth/token` calls with `grant_type=client_credentials`. */
+  clientCredentials: number;
+  /** Refresh calls rejected with `invalid_grant` because the refresh token was unknown, used or revoked. */
+  rejectedRefreshTokens: number;
+  /**
+   * Refresh calls that rotated the grant, including those whose answer an injected fault then
+   * replaced (the rotation happened on the server; only the response was lost).
+   */
+  successfulRefreshes: number;
+  /** `POST /oauth/revoke` calls. */
+  revoke: number;
+  /** `GET /oauth/token/info` calls. */
+  tokenInfo: number;
+  /** `GET /rest/v1.0/me` calls. */
+  me: number;
+}
+
+/** A successful token response of the authorization-code or refresh-token grant. */
+export interface FakeProcoreTokenResponse {
+  access_token: string;
+  token_type: 'bearer';
+  /** Seconds the access token lives, from {@link FakeProcoreServer.accessTokenTtlSeconds}. */
+  expires_in: number;
+  refresh_token: string;
+  /** Issue time on the fake clock, epoch seconds. */
+  created_at: number;
+}
+
+/** The claims of the fake's access tokens (HS256 JWTs). */
+export interface FakeProcoreAccessTokenClaims {
+  /** Always `'fake-procore'`. */
+  iss: string;
+  /** The user id as a string, or `'service-account'` for client-credentials tokens. */
+  sub: string;
+  /** The client id the token was issued to. */
+  aud: string;
+  /** Issued at, fake clock, epoch seconds. */
+  iat: number;
+  /** Expiry, fake clock, epoch seconds. */
+  exp: number;
+  /** Unique token id. */
+  jti: string;
+  /** The grant (authorization) the token belongs to; revoking the grant kills the token. */
+  grant: string;
+}
+
+const DEFAULT_CLIENT_ID = 'fake-procore-client-id';
+const DEFAULT_CLIENT_SECRET = 'fake-procore-client-secret';
+const DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 5400;
+const DEFAULT_HOST = '127.0.0.1';
+const DEFAULT_USER: Readonly<FakeProcoreUser> = { id: 4242, login: 'ada@example.com', name: 'Ada Lovelace' };
+const DEFAULT_SERVICE_ACCOUNT_USER: Readonly<FakeProcoreUser> = {
+  id: 9000,
+  login: 'service-account@fake-procore.test',
+  name: 'Fake Service Account',
+};
+const AUTHORIZATION_CODE_TTL_MS = 10 * 60 * 1000;
+const MAX_REQUEST_BODY_BYTES = 64 * 1024;
+const DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024;
+const JWT_ISSUER = 'fake-procore';
+const SERVICE_ACCOUNT_SUBJECT = 'service-account';
+
+/** Doorkeeper's wording (Procore's login host runs Doorkeeper), so error messages look familiar. */
+const INVALID_GRANT_DESCRIPTION =
+  'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.';
+const INVALID_CLIENT_DESCRIPTION =
+  'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.';
+
+/** One authorization: the chain of access and refresh tokens that rotation produces from it. */
+interface Grant {
+  readonly id: string;
+  /** Undefined for client-credentials (service account) grants. */
+  readonly user: FakeProcoreUser | undefined;
+  /** The one live refresh token of the chain, if any. */
+  refreshToken: string | undefined;
+  revoked: boolean;
+}
+
+/** An issued, not yet redeemed authorization code. The client is implied: the fake has one. */
+interface AuthorizationCode {
+  readonly user: FakeProcoreUser;
+  readonly redirectUri: string;
+  readonly codeChallenge: string | undefined;
+  readonly expiresAtMs: number;
+}
+
+interface ScheduledFault {
+  readonly fault: FakeProcoreFault;
+  readonly path: FakeProcoreFaultPath;
+  readonly grantType: FakeProcoreGrantType | undefined;
+  remaining: number;
+}
+
+type AccessTokenProblem = 'invalid' | 'expired' | 'revoked';
+
+type AccessTokenCheck =
+  { valid: true; grant: Grant; claims: FakeProcoreAccessTokenClaims } | { valid: false; reason: AccessTokenProblem };
+
+/** An HTTP answer; `body` is a string so `Content-Length` is always exact. */
+interface HttpReply {
+  type: 'respond';
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What a handler decided to do with a request; {@link send} carries it out. */
+type Reply = HttpReply | { type: 'hang' } | { type: 'reset' };
+
+/**
+ * A fake of Procore's login host (and a sliver of its REST API), for tests, samples and
+ * benchmarks. It is a real HTTP server on loopback, so the code under test exercises its real
+ * HTTP client, timeouts and error handling.
+ *
+ * It implements `GET /oauth/authorize` (auto-approving {@link user}), `POST /oauth/token`
+ * (`authorization_code`, `refresh_token` with Procore's single-use rotation, `client_credentials`),
+ * `POST /oauth/revoke`, `GET /oauth/token/info` and `GET /rest/v1.0/me`. Access tokens are HS256
+ * JWTs signed with a per-server secret and checked against a clock that tests can move.
+ * Faults can be injected into the token and revoke endpoints, and counters record every call.
+ *
+ * The fake logs nothing, so no token ever reaches a log.
+ *
+ * @example
+ * const procore = await FakeProcoreServer.start();
+ * // point the module at procore.url (login host and API host), use procore.clientId/clientSecret
+ * procore.injectFault({ kind: 'status', status: 503, consumeRefreshToken: true });
+ * await procore.close();
+ */
+export class FakeProcoreServer {
+  /** Base URL, e.g. `http://127.0.0.1:54321`: the login host and the API host in one. */
+  readonly url: string;
+  /** The one client id the fake accepts. */
+  readonly clientId: string;
+  /** The one client secret the fake accepts. */
+  readonly clientSecret: string;
+  /** The user the next `GET /oauth/authorize` auto-approves. Tokens keep the user they were issued for. */
+  user: FakeProcoreUser;
+  /** The user behind client-credentials tokens, as `GET /rest/v1.0/me` reports it. */
+  serviceAccountUser: FakeProcoreUser;
+  /** Latency added to every `POST /oauth/token` response, in ms. Applies to requests arriving after a change. */
+  tokenLatencyMs: number;
+  /** `expires_in` of access tokens issued from now on, in seconds. */
+  accessTokenTtlSeconds: number;
+  /** Call counters; the object is updated in place, {@link resetCounters} zeroes it. */
+  readonly counters: FakeProcoreCounters = zeroCounters();
+
+  private readonly jwtSecret = randomBytes(32);
+  private readonly grants = new Map<string, Grant>();
+  /** Live refresh tokens only: consuming or revoking one removes it. */
+  private readonly refreshTokens = new Map<string, Grant>();
+  private readonly authorizationCodes = new Map<string, AuthorizationCode>();
+  private readonly faults: ScheduledFault[] = [];
+  private readonly pendingDelays = new Set<() => void>();
+  private pendingDenial: string | undefined;
+  /** The fake clock is real time shifted by this offset, so it never stands still. */
+  private clockOffsetMs = 0;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    private readonly server: Server,
+    url: string,
+    options: FakeProcoreServerOptions,
+  ) {
+    this.url = url;
+    this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
+    this.clientSecret = options.clientSecret ?? DEFAULT_CLIENT_SECRET;
+    this.user = { ...(options.user ?? DEFAULT_USER) };
+    this.serviceAccountUser = { ...(options.serviceAccountUser ?? DEFAULT_SERVICE_ACCOUNT_USER) };
+    this.tokenLatencyMs = options.tokenLatencyMs ?? 0;
+    this.accessTokenTtlSeconds = options.accessTokenTtlSeconds ?? DEFAULT_ACCESS_TOKEN_TTL_SECONDS;
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
+  }
+
+  /**
+   * Starts a fake on `options.host` (default `127.0.0.1`) and `options.port` (default: any free
+   * port) and resolves once it accepts connections.
+   */
+  static async start(options: FakeProcoreServerOptions = {}): Promise<FakeProcoreServer> {
+    validateOptions(options);
+    const server = createServer();
+    const host = options.host ?? DEFAULT_HOST;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const { port } = server.address() as AddressInfo;
+    return new FakeProcoreServer(server, `http://${formatHost(host)}:${port}`, options);
+  }
+
+  /** The fake's clock in epoch ms: real time, moved by {@link advanceClock} and {@link setClock}. */
+  now(): number {
+    return Date.now() + this.clockOffsetMs;
+  }
+
+  /**
+   * Moves the fake clock forward, e.g. past `expires_in` to expire access tokens or past 10
+   * minutes to expire authorization codes.
+   */
+  advanceClock(seconds: number): void {
+    if (!Number.isFinite(seconds) || seconds < 0) {
+      throw new RangeError(`advanceClock(${seconds}): seconds must be a finite number >= 0; use setClock() to go back`);
+    }
+    this.clockOffsetMs += seconds * 1000;
+  }
+
+  /** Sets the fake clock to `epochMs`; it keeps running with real time from there. */
+  setClock(epochMs: number): void {
+    if (!Number.isFinite(epochMs)) {
+      throw new RangeError(`setClock(${epochMs}): epochMs must be a finite number`);
+    }
+    this.clockOffsetMs = epochMs - Date.now();
+  }
+
+  /**
+   * Makes the next `times` (default 1) matching calls misbehave. Faults queue in the order they
+   * were injected; a call takes the first one whose `path` and `grantType` match.
+   */
+  injectFault(fault: FakeProcoreFault, options: FakeProcoreFaultOptions = {}): void {
+    const times = options.times ?? 1;
+    if (!Number.isInteger(times) || times < 1) {
+      throw new RangeError(`injectFault: times must be a positive integer, got ${times}`);
+    }
+    const path = options.path ?? '/oauth/token';
+    if (path !== '/oauth/token' && options.grantType !== undefined) {
+      throw new TypeError(`injectFault: grantType only applies to /oauth/token, not ${path}`);
+    }
+    this.faults.push({ fault, path, grantType: options.grantType, remaining: times });
+  }
+
+  /** Drops every fault that has not fired yet. */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
+  /**
+   * Makes the next valid `GET /oauth/authorize` redirect with `error` (default
+   * `'access_denied'`) and the echoed `state` instead of a code, as when the user clicks "Deny".
+   */
+  denyNextAuthorization(error = 'access_denied'): void {
+    this.pendingDenial = error;
+  }
+
+  /**
+   * Mints a grant for `userId` (default {@link user}'s id) without any HTTP, as if the user had
+   * just authorized: handy to seed thousands of connections. A `userId` other than the current
+   * user's gets a generated name and login.
+   */
+  issueTokens(userId: number = this.user.id): FakeProcoreTokenResponse {
+    const user = userId === this.user.id ? { ...this.user } : generatedUser(userId);
+    return this.issueUserTokens(this.createGrant(user));
+  }
+
+  /** Whether `refreshToken` would be accepted now (issued, not yet used, not revoked). */
+  isRefreshTokenActive(refreshToken: string): boolean {
+    return this.refreshTokens.has(refreshToken);
+  }
+
+  /** Whether `accessToken` would be accepted now (signature valid, unexpired on the fake clock, grant not revoked). */
+  isAccessTokenValid(accessToken: string): boolean {
+    return this.checkAccessToken(accessToken).valid;
+  }
+
+  /**
+   * Revokes the grant that `token` (an access or refresh token) belongs to, without HTTP and
+   * without counting a call: as when the user disconnects the app in Procore.
+   * Returns whether the token was known.
+   */
+  revokeToken(token: string): boolean {
+    const grant = this.findGrant(token);
+    if (grant) this.revokeGrant(grant);
+    return grant !== undefined;
+  }
+
+  /** Zeroes every counter (in place: references to {@link counters} stay valid). */
+  resetCounters(): void {
+    Object.assign(this.counters, zeroCounters());
+  }
+
+  /**
+   * Stops the server: ends hanging and delayed requests, closes every socket and resolves when
+   * the server is closed. Safe to call more than once.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  private async shutDown(): Promise<void> {
+    for (const release of this.pendingDelays) release();
+    this.pendingDelays.clear();
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // close() alone waits for open requests, and a hanging request never ends by itself.
+    this.server.closeAllConnections();
+    await closed;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Routing
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // An aborted request body also lands in the catch; send() then finds nobody to answer.
+    Promise.resolve()
+      .then(() => this.route(req))
+      .catch(() => json(500, { error: 'server_error', error_description: 'The fake Procore server failed.' }))
+      .then((reply) => send(res, reply))
+      // Only a reply Node refuses to write (e.g. a malformed injected header) gets here.
+      .catch(() => res.destroy());
+  }
+
+  private route(req: IncomingMessage): Promise<Reply> | Reply {
+    const { pathname, searchParams } = new URL(req.url ?? '/', this.url);
+    switch (pathname) {
+      case '/oauth/authorize':
+        return req.method === 'GET' ? this.authorize(searchParams) : methodNotAllowed('GET');
+      case '/oauth/token':
+        return req.method === 'POST' ? this.token(req) : methodNotAllowed('POST');
+      case '/oauth/revoke':
+        return req.method === 'POST' ? this.revoke(req) : methodNotAllowed('POST');
+      case '/oauth/token/info':
+        return req.method === 'GET' ? this.tokenInfo(req) : methodNotAllowed('GET');
+      case '/rest/v1.0/me':
+        return req.method === 'GET' ? this.me(req) : methodNotAllowed('GET');
+      default:
+        return json(404, { error: 'not_found', error_description: `No route for ${req.method} ${pathname}` });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // GET /oauth/authorize
+
+  private authorize(query: URLSearchParams): Reply {
+    this.counters.authorize++;
+    const problem = this.authorizeRequestProblem(query);
+    if (problem) return problem;
+    const redirect = new URL(query.get('redirect_uri') ?? '');
+    const state = query.get('state');
+    if (this.pendingDenial !== undefined) {
+      redirect.searchParams.set('error', this.pendingDenial);
+      this.pendingDenial = undefined;
+    } else {
+      redirect.searchParams.set('code', this.createAuthorizationCode(query));
+    }
+    if (state !== null) redirect.searchParams.set('state', state);
+    return redirectTo(redirect);
+  }
+
+  /** Requests that cannot be redirected back are answered with a 400 JSON error. */
+  private authorizeRequestProblem(query: URLSearchParams): Reply | undefined {
+    if (query.get('client_id') !== this.clientId) {
+      return oauthError(400, 'invalid_client', 'Unknown client_id.');
+    }
+    if (query.get('response_type') !== 'code') {
+      return oauthError(400, 'unsupported_response_type', 'Only response_type=code is supported.');
+    }
+    if (!isAbsoluteHttpUrl(query.get('redirect_uri'))) {
+      return oauthError(400, 'invalid_request', 'redirect_uri must be an absolute http(s) URL.');
+    }
+    const challenge = query.get('code_challenge');
+    if (challenge !== null && query.get('code_challenge_method') !== 'S256') {
+      return oauthError(400, 'invalid_request', 'Only code_challenge_method=S256 is supported.');
+    }
+    return undefined;
+  }
+
+  private createAuthorizationCode(query: URLSearchParams): string {
+    const code = randomToken(24);
+    this.authorizationCodes.set(code, {
+      user: { ...this.user },
+      redirectUri: query.get('redirect_uri') ?? '',
+      codeChallenge: query.get('code_challenge') ?? undefined,
+      expiresAtMs: this.now() + AUTHORIZATION_CODE_TTL_MS,
+    });
+    return code;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // POST /oauth/token
+
+  private async token(req: IncomingMessage): Promise<Reply> {
+    const reply = await this.answerTokenRequest(req);
+    // The work is done before the delay, so a client that times out has still lost its token.
+    await this.delay(this.tokenLatencyMs);
+    return reply;
+  }
+
+  private async answerTokenRequest(req: IncomingMessage): Promise<Reply> {
+    const params = await readParams(req);
+    if (!(params instanceof URLSearchParams)) return params;
+    const grantType = params.get('grant_type') ?? '';
+    this.countTokenCall(grantType);
+    const fault = this.takeFault('/oauth/token', grantType);
+    return fault ? this.answerWithFault(fault, () => this.tokenService(params)) : this.tokenService(params);
+  }
+
+  private countTokenCall(grantType: string): void {
+    if (grantType === 'authorization_code') this.counters.authorizationCode++;
+    if (grantType === 'refresh_token') this.counters.refreshToken++;
+    if (grantType === 'client_credentials') this.counters.clientCredentials++;
+  }
+
+  /** The token endpoint proper: client authentication, then the grant. */
+  private tokenService(params: URLSearchParams): Reply {
+    // Client authentication comes first: a call with a bad secret never reaches the refresh
+    // token, so it does not consume it.
+    if (!this.authenticateClient(params)) return invalidClient();
+    switch (params.get('grant_type')) {
+      case 'authorization_code':
+        return this.redeemAuthorizationCode(params);
+      case 'refresh_token':
+        return this.redeemRefreshToken(params);
+      case 'client_credentials':
+        return this.grantClientCredentials();
+      case null:
+      case '':
+        return oauthError(400, 'invalid_request', 'grant_type is required.');
+      default:
+        return oauthError(400, 'unsupported_grant_type', 'The authorization grant type is not supported.');
+    }
+  }
+
+  /** Credentials go in the body, as Procore documents (HTTP Basic is deliberately not accepted). */
+  private authenticateClient(params: URLSearchParams): boolean {
+    const idOk = constantTimeEqual(params.get('client_id') ?? '', this.clientId);
+    const secretOk = constantTimeEqual(params.get('client_secret') ?? '', this.clientSecret);
+    return idOk && secretOk;
+  }
+
+  private redeemAuthorizationCode(params: URLSearchParams): Reply {
+    const code = params.get('code') ?? '';
+    const issued = this.authorizationCodes.get(code);
+    // Single use: any attempt burns the code, so a replay always fails.
+    this.authorizationCodes.delete(code);
+    if (!issued || !this.authorizationCodeMatches(issued, params)) return invalidGrant();
+    return json(200, this.issueUserTokens(this.createGrant(issued.user)), NO_STORE);
+  }
+
+  private authorizationCodeMatches(issued: AuthorizationCode, params: URLSearchParams): boolean {
+    if (issued.expiresAtMs <= this.now()) return false;
+    if (params.get('redirect_uri') !== issued.redirectUri) return false;
+    if (issued.codeChallenge === undefined) return true;
+    const verifier = params.get('code_verifier');
+    return verifier !== null && constantTimeEqual(pkceChallengeOf(verifier), issued.codeChallenge);
+  }
+
+  /**
+   * Procore: "any call to refresh an access token, successful or not, permanently invalidates the
+   * current refresh token". `redirect_uri` is accepted and not checked.
+   */
+  private redeemRefreshToken(params: URLSearchParams): Reply {
+    const refreshToken = params.get('refresh_token');
+    if (!refreshToken) return oauthError(400, 'invalid_request', 'refresh_token is required.');
+    const grant = this.consumeRefreshToken(refreshToken);
+    if (!grant) {
+      this.counters.rejectedRefreshTokens++;
+      return invalidGrant();
+    }
+    this.counters.successfulRefreshes++;
+    return json(200, this.issueUserTokens(grant), NO_STORE);
+  }
+
+  private consumeRefreshToken(refreshToken: string): Grant | undefined {
+    const grant = this.refreshTokens.get(refreshToken);
+    if (!grant) return undefined;
+    this.refreshTokens.delete(refreshToken);
+    grant.refreshToken = undefined;
+    return grant;
+  }
+
+  /** Service-account tokens: an access token and, as at Procore, no refresh token. */
+  private grantClientCredentials(): Reply {
+    const grant = this.createGrant(undefined);
+    const { accessToken, issuedAt } = this.signAccessToken(grant);
+    return json(
+      200,
+      { access_token: accessToken, token_type: 'bearer', expires_in: this.accessTokenTtlSeconds, created_at: issuedAt },
+      NO_STORE,
+    );
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // POST /oauth/revoke
+
+  private async revoke(req: IncomingMessage): Promise<Reply> {
+    const params = await readParams(req);
+    if (!(params instanceof URLSearchParams)) return params;
+    this.counters.revoke++;
+    const fault = this.takeFault('/oauth/revoke', undefined);
+    return fault ? this.answerWithFault(fault, () => this.revokeService(params)) : this.revokeService(params);
+  }
+
+  /** RFC 7009: 200 even for an unknown token, so a client cannot probe which tokens exist. */
+  private revokeService(params: URLSearchParams): Reply {
+    if (!this.authenticateClient(params)) return invalidClient();
+    const token = params.get('token');
+    if (!token) return oauthError(400, 'invalid_request', 'token is required.');
+    this.revokeToken(token);
+    return json(200, {});
+  }
+
+  /** The grant of a live refresh token, or of an access token with a valid signature (even expired). */
+  private findGrant(token: string): Grant | undefined {
+    const byRefreshToken = this.refreshTokens.get(token);
+    if (byRefreshToken) return byRefreshToken;
+    const claims = this.verifyJwt(token);
+    return claims ? this.grants.get(claims.grant) : undefined;
+  }
+
+  private revokeGrant(grant: Grant): void {
+    grant.revoked = true;
+    if (grant.refreshToken !== undefined) this.refreshTokens.delete(grant.refreshToken);
+    grant.refreshToken = undefined;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Bearer-protected endpoints
+
+  private tokenInfo(req: IncomingMessage): Reply {
+    this.counters.tokenInfo++;
+    const check = this.checkAccessToken(bearerToken(req));
+    if (!check.valid) return invalidToken(check.reason);
+    const { grant, claims } = check;
+    return json(200, {
+      resource_owner_id: grant.user?.id ?? null,
+      scope: [],
+      expires_in_seconds: Math.max(0, claims.exp - epochSeconds(this.now())),
+      application: { uid: this.clientId },
+      created_at: claims.iat,
+    });
+  }
+
+  private me(req: IncomingMessage): Reply {
+    this.counters.me++;
+    const check = this.checkAccessToken(bearerToken(req));
+    if (!check.valid) return invalidToken(check.reason);
+    const { id, login, name } = check.grant.user ?? this.serviceAccountUser;
+    return json(200, { id, login, name });
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Grants and tokens
+
+  private createGrant(user: FakeProcoreUser | undefined): Grant {
+    const grant: Grant = { id: randomUUID(), user, refreshToken: undefined, revoked: false };
+    this.grants.set(grant.id, grant);
+    return grant;
+  }
+
+  /** A new access token and a new refresh token for `grant`, replacing its live refresh token. */
+  private issueUserTokens(grant: Grant): FakeProcoreTokenResponse {
+    const { accessToken, issuedAt } = this.signAccessToken(grant);
+    if (grant.refreshToken !== undefined) this.refreshTokens.delete(grant.refreshToken);
+    grant.refreshToken = randomToken(32);
+    this.refreshTokens.set(grant.refreshToken, grant);
+    return {
+      access_token: accessToken,
+      token_type: 'bearer',
+      expires_in: this.accessTokenTtlSeconds,
+      refresh_token: grant.refreshToken,
+      created_at: issuedAt,
+    };
+  }
+
+  private signAccessToken(grant: Grant): { accessToken: string; issuedAt: number } {
+    const issuedAt = epochSeconds(this.now());
+    const claims: FakeProcoreAccessTokenClaims = {
+      iss: JWT_ISSUER,
+      sub: grant.user ? String(grant.user.id) : SERVICE_ACCOUNT_SUBJECT,
+      aud: this.clientId,
+      iat: issuedAt,
+      exp: issuedAt + this.accessTokenTtlSeconds,
+      jti: randomUUID(),
+      grant: grant.id,
+    };
+    const unsigned = `${base64UrlJson({ alg: 'HS256', typ: 'JWT' })}.${base64UrlJson(claims)}`;
+    return { accessToken: `${unsigned}.${this.hmac(unsigned)}`, issuedAt };
+  }
+
+  private checkAccessToken(token: string | undefined): AccessTokenCheck {
+    const claims = token === undefined ? undefined : this.verifyJwt(token);
+    const grant = claims && this.grants.get(claims.grant);
+    if (!claims || !grant) return { valid: false, reason: 'invalid' };
+    if (grant.revoked) return { valid: false, reason: 'revoked' };
+    if (claims.exp * 1000 <= this.now()) return { valid: false, reason: 'expired' };
+    return { valid: true, grant, claims };
+  }
+
+  /** The claims of a JWT this server signed, whatever its expiry; undefined for anything else. */
+  private verifyJwt(token: string): FakeProcoreAccessTokenClaims | undefined {
+    const parts = token.split('.');
+    if (parts.length !== 3) return undefined;
+    const [header, payload, signature] = parts as [string, string, string];
+    if (!constantTimeEqual(signature, this.hmac(`${header}.${payload}`))) return undefined;
+    const claims = parseJson(Buffer.from(payload, 'base64url').toString('utf8'));
+    return isAccessTokenClaims(claims) && claims.aud === this.clientId ? claims : undefined;
+  }
+
+  private hmac(data: string): string {
+    return createHmac('sha256', this.jwtSecret).update(data).digest('base64url');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Faults and latency
+
+  private takeFault(path: FakeProcoreFaultPath, grantType: string | undefined): FakeProcoreFault | undefined {
+    const index = this.faults.findIndex(
+      (scheduled) =>
+        scheduled.path === path && (scheduled.grantType === undefined || scheduled.grantType === grantType),
+    );
+    const scheduled = this.faults[index];
+    if (!scheduled) return undefined;
+    scheduled.remaining--;
+    if (scheduled.remaining === 0) this.faults.splice(index, 1);
+    return scheduled.fault;
+  }
+
+  /** Runs the real service first when the fault says the server did its work, then misbehaves. */
+  private answerWithFault(fault: FakeProcoreFault, service: () => Reply): Reply {
+    if ('consumeRefreshToken' in fault && fault.consumeRefreshToken === true) service();
+    return faultReply(fault, this.now(), this.accessTokenTtlSeconds);
+  }
+
+  /** A timer that {@link close} can cut short, so a closing server never waits on latency. */
+  private delay(ms: number): Promise<void> {
+    if (!(ms > 0)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const release = (): void => {
+        clearTimeout(timer);
+        this.pendingDelays.delete(release);
+        resolve();
+      };
+      const timer = setTimeout(release, ms);
+      this.pendingDelays.add(release);
+    });
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Replies
+
+const NO_STORE: Readonly<Record<string, string>> = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+
+function respond(status: number, contentType: string, body: string, headers: Record<string, string> = {}): HttpReply {
+  return { type: 'respond', status, headers: { 'Content-Type': contentType, ...headers }, body };
+}
+
+function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpReply {
+  return respond(status, JSON_CONTENT_TYPE, JSON.stringify(body), headers);
+}
+
+function oauthError(
+  status: number,
+  error: string,
+  description: string,
+  headers: Record<string, string> = {},
+): HttpReply {
+  return json(status, { error, error_description: description }, { ...NO_STORE, ...headers });
+}
+
+function invalidGrant(): HttpReply {
+  return oauthError(400, 'invalid_grant', INVALID_GRANT_DESCRIPTION);
+}
+
+function invalidClient(): HttpReply {
+  return oauthError(401, 'invalid_client', INVALID_CLIENT_DESCRIPTION);
+}
+
+const INVALID_TOKEN_DESCRIPTIONS: Readonly<Record<AccessTokenProblem, string>> = {
+  invalid: 'The access token is invalid',
+  expired: 'The access token expired',
+  revoked: 'The access token was revoked',
+};
+
+function invalidToken(problem: AccessTokenProblem): HttpReply {
+  return oauthError(401, 'invalid_token', INVALID_TOKEN_DESCRIPTIONS[problem], {
+    'WWW-Authenticate': 'Bearer realm="Procore", error="invalid_token"',
+  });
+}
+
+function redirectTo(location: URL): HttpReply {
+  return { type: 'respond', status: 302, headers: { Location: location.toString(), ...NO_STORE }, body: '' };
+}
+
+function methodNotAllowed(allow: string): HttpReply {
+  return json(405, { error: 'method_not_allowed', error_description: `Use ${allow}.` }, { Allow: allow });
+}
+
+function faultReply(fault: FakeProcoreFault, nowMs: number, expiresIn: number): Reply {
+  switch (fault.kind) {
+    case 'status':
+      return statusFaultReply(fault);
+    case 'rate-limit':
+      return rateLimitReply(fault.retryAfterSeconds, nowMs);
+    case 'hang':
+      return { type: 'hang' };
+    case 'reset':
+      return { type: 'reset' };
+    case 'invalid-json':
+      return respond(200, JSON_CONTENT_TYPE, '{"access_token":"eyJhbGciOi');
+    case 'html':
+      return respond(fault.status ?? 200, 'text/html; charset=utf-8', HTML_ERROR_PAGE);
+    case 'oversized':
+      return respond(200, JSON_CONTENT_TYPE, oversizedJson(fault.bytes ?? DEFAULT_OVERSIZED_BYTES));
+    case 'missing-access-token':
+      return json(200, { token_type: 'bearer', expires_in: expiresIn, created_at: epochSeconds(nowMs) });
+  }
+}
+
+function statusFaultReply(fault: Extract<FakeProcoreFault, { kind: 'status' }>): HttpReply {
+  const headers: Record<string, string> = {};
+  if (fault.retryAfterSeconds !== undefined) headers['Retry-After'] = String(fault.retryAfterSeconds);
+  if (fault.body === undefined && fault.contentType === undefined) {
+    return oauthError(fault.status, 'server_error', `Injected fault: HTTP ${fault.status}.`, headers);
+  }
+  const body = fault.body ?? JSON.stringify({ error: 'server_error' });
+  const contentType = fault.contentType ?? (fault.body === undefined ? JSON_CONTENT_TYPE : 'text/plain; charset=utf-8');
+  return respond(fault.status, contentType, body, headers);
+}
+
+/** Procore's rate-limit answer: 429, `Retry-After` and the `X-Rate-Limit-*` headers. */
+function rateLimitReply(retryAfterSeconds: number, nowMs: number): HttpReply {
+  return json(
+    429,
+    { error: 'rate_limited', error_description: 'Too many requests.' },
+    {
+      'Retry-After': String(retryAfterSeconds),
+      'X-Rate-Limit-Limit': '3600',
+      'X-Rate-Limit-Remaining': '0',
+      'X-Rate-Limit-Reset': String(epochSeconds(nowMs) + retryAfterSeconds),
+    },
+  );
+}
+
+const HTML_ERROR_PAGE = `<!DOCTYPE html>
+<html>
+<head><title>We're sorry, but something went wrong (500)</title></head>
+<body><h1>We're sorry, but something went wrong.</h1><p>Procore is temporarily unavailable.</p></body>
+</html>
+`;
+
+/** Valid JSON of exactly `bytes` bytes (or the smallest such document, if `bytes` is smaller). */
+function oversizedJson(bytes: number): string {
+  const skeleton = '{"access_token":"","token_type":"bearer","expires_in":5400}';
+  const padding = Math.max(0, bytes - skeleton.length);
+  return skeleton.replace('""', `"${'x'.repeat(padding)}"`);
+}
+
+/** Writes `reply` unless the client is already gone. */
+function send(res: ServerResponse, reply: Reply): void {
+  if (res.destroyed || res.writableEnded) return;
+  switch (reply.type) {
+    case 'hang':
+      // Left open on purpose; close() destroys the socket.
+      return;
+    case 'reset':
+      res.socket?.resetAndDestroy();
+      return;
+    case 'respond':
+      res.writeHead(reply.status, { ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)) });
+      res.end(reply.body);
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
+// Requests
+
+/**
+ * The parameters of a form-urlencoded or JSON body, or the error reply for a body that is too
+ * large or unreadable.
+ */
+async function readParams(req: IncomingMessage): Promise<URLSearchParams | Reply> {
+  const body = await readBody(req, MAX_REQUEST_BODY_BYTES);
+  if (body === undefined) {
+    return json(413, {
+      error: 'payload_too_large',
+      error_description: `Request bodies are limited to ${MAX_REQUEST_BODY_BYTES} bytes.`,
+    });
+  }
+  const isJson = (req.headers['content-type'] ?? '').toLowerCase().includes('application/json');
+  const params = isJson ? jsonParams(body.toString('utf8')) : new URLSearchParams(body.toString('utf8'));
+  return params ?? oauthError(400, 'invalid_request', 'The request body is not a JSON object.');
+}
+
+/**
+ * The body, or undefined when it exceeds `limit`. An oversized body is still read to the end (and
+ * dropped) so the client gets the 413 instead of a broken pipe.
+ */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size <= limit ? Buffer.concat(chunks) : undefined));
+    req.on('error', reject);
+    req.on('close', () => reject(new Error('request aborted')));
+  });
+}
+
+function jsonParams(text: string): URLSearchParams | undefined {
+  const value = parseJson(text);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  const params = new URLSearchParams();
+  for (const [key, field] of Object.entries(value)) {
+    if (typeof field === 'string' || typeof field === 'number') params.set(key, String(field));
+  }
+  return params;
+}
+
+function bearerToken(req: IncomingMessage): string | undefined {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
+  return match?.[1];
+}
+
+// -----------------------------------------------------------------------------------------------
+// Small helpers
+
+function zeroCounters(): FakeProcoreCounters {
+  return {
+    authorize: 0,
+    authorizationCode: 0,
+    refreshToken: 0,
+    clientCredentials: 0,
+    rejectedRefreshTokens: 0,
+    successfulRefreshes: 0,
+    revoke: 0,
+    tokenInfo: 0,
+    me: 0,
+  };
+}
+
+function validateOptions(options: FakeProcoreServerOptions): void {
+  if (options.clientId !== undefined && options.clientId === '') {
+    throw new RangeError('FakeProcoreServer: clientId must not be empty');
+  }
+  if (options.clientSecret !== undefined && options.clientSecret === '') {
+    throw new RangeError('FakeProcoreServer: clientSecret must not be empty');
+  }
+  const ttl = options.accessTokenTtlSeconds;
+  if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) {
+    throw new RangeError(`FakeProcoreServer: accessTokenTtlSeconds must be a positive integer, got ${ttl}`);
+  }
+  const latency = options.tokenLatencyMs;
+  if (latency !== undefined && !(Number.isFinite(latency) && latency >= 0)) {
+    throw new RangeError(`FakeProcoreServer: tokenLatencyMs must be a number >= 0, got ${latency}`);
+  }
+}
+
+function generatedUser(id: number): FakeProcoreUser {
+  return { id, login: `user-${id}@example.com`, name: `Fake User ${id}` };
+}
+
+function formatHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}
+
+function isAbsoluteHttpUrl(value: string | null): boolean {
+  if (value === null || !URL.canParse(value)) return false;
+  const { protocol } = new URL(value);
+  return protocol === 'http:' || protocol === 'https:';
+}
+
+function randomToken(bytes: number): string {
+  return randomBytes(bytes).toString('base64url');
+}
+
+function pkceChallengeOf(verifier: string): string {
+  return createHash('sha256').update(verifier).digest('base64url');
+}
+
+function base64UrlJson(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+function epochSeconds(epochMs: number): number {
+  return Math.floor(epochMs / 1000);
+}
+
+/** Compares secrets without leaking, through timing, how much of them matched. */
+function constantTimeEqual(a: string, b: string): boolean {
+  // Hashing first gives equal lengths, which timingSafeEqual requires.
+  const digestA = createHash('sha256').update(a).digest();
+  const digestB = createHash('sha256').update(b).digest();
+  return timingSafeEqual(digestA, digestB);
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+function isAccessTokenClaims(value: unknown): value is FakeProcoreAccessTokenClaims {
+  if (typeof value !== 'object' || value === null) return false;
+  const claims = value as Record<string, unknown>;
+  return (
+    claims['iss'] === JWT_ISSUER &&
+    typeof claims['sub'] === 'string' &&
+    typeof claims['aud'] === 'string' &&
+    typeof claims['iat'] === 'number' &&
+    typeof claims['exp'] === 'number' &&
+    typeof claims['jti'] === 'string' &&
+    typeof claims['grant'] === 'string'
+  );
+}

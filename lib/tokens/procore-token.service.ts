@@ -1,0 +1,305 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { openAccessToken, openRefreshToken, sealTokens } from '../crypto/connection-secrets.js';
+import type { TokenCipher } from '../crypto/token-cipher.js';
+import { ProcoreOAuthStateError } from '../errors/procore-oauth-state.error.js';
+import { ProcoreAuthEvents, ProcoreAuthEventType } from '../events/procore-auth.events.js';
+import type {
+  ProcoreAuthorizationRequest,
+  ProcoreCallbackResult,
+  ProcoreConnection,
+} from '../interfaces/procore-connection.interface.js';
+import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
+import { ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
+import { assertSafeReturnTo } from '../oauth/return-to.js';
+import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.constants.js';
+import { assertConnected, ProcoreTokenRefresher, type IssuedAccessToken } from '../refresh/procore-token.refresher.js';
+import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js';
+import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
+import { AccessTokenCache } from './access-token.cache.js';
+import { LastUsedRecorder } from './last-used.recorder.js';
+import { SingleFlight } from './single-flight.js';
+import { parseTokenResponse } from '../oauth/token-response.parser.js';
+
+/** The owner of a connection: your user id. Numbers are stored as strings. */
+export type ProcoreOwnerId = string | number;
+
+function hashState(state: string): string {
+  return createHash('sha256').update(state, 'utf8').digest('hex');
+}
+
+function normalizeOwner(ownerId: ProcoreOwnerId): string {
+  const value = String(ownerId);
+  if (!value || value.length > 255) {
+    throw new TypeError('ownerId must be a non-empty string or number of at most 255 characters.');
+  }
+  return value;
+}
+
+function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
+  return {
+    ownerId: record.ownerId,
+    environment: record.environment,
+    status: record.status,
+    expiresAt: record.expiresAt,
+    connectedAt: record.connectedAt,
+    lastRefreshedAt: record.lastRefreshedAt,
+    lastUsedAt: record.lastUsedAt,
+    revokedAt: record.revokedAt,
+    failureCount: record.failureCount,
+    lastErrorCode: record.lastErrorCode,
+    lastErrorAt: record.lastErrorAt,
+    version: record.version,
+  };
+}
+
+/**
+ * Procore tokens for your app's users (owners) and for the app itself (client credentials).
+ * `getAccessToken()` is the call to make before every Procore request: it serves from memory when
+ * it can and refreshes, exactly once across instances, when it must.
+ */
+@Injectable()
+export class ProcoreTokenService implements OnApplicationShutdown {
+  private readonly logger = new Logger('ProcoreAuth');
+  private readonly cache: AccessTokenCache;
+  private readonly flights = new SingleFlight<IssuedAccessToken>();
+  private readonly lastUsed: LastUsedRecorder;
+  private serviceToken: IssuedAccessToken | undefined;
+  private serviceTokenFlight: Promise<IssuedAccessToken> | undefined;
+
+  constructor(
+    @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
+    @Inject(PROCORE_TOKEN_CIPHER) private readonly cipher: TokenCipher,
+    private readonly store: ProcoreTokenStore,
+    private readonly stateStore: ProcoreOAuthStateStore,
+    private readonly client: ProcoreOAuthClient,
+    private readonly refresher: ProcoreTokenRefresher,
+    private readonly events: ProcoreAuthEvents,
+  ) {
+    this.cache = new AccessTokenCache(options.cache.maxEntries, options.cache.ttlSeconds);
+    this.lastUsed = new LastUsedRecorder(store, options.touchIntervalSeconds * 1000);
+  }
+
+  private get skewMs(): number {
+    return this.options.refreshSkewSeconds * 1000;
+  }
+
+  /**
+   * Starts the authorization-code flow for an owner: a one-time `state` bound to the owner,
+   * valid for `stateTtlSeconds` (default 10 minutes), stored as a hash; PKCE S256 when `pkce` is on.
+   * `returnTo` must be a same-origin path.
+   */
+  async getAuthorizationUrl(
+    ownerId: ProcoreOwnerId,
+    options: { returnTo?: string } = {},
+  ): Promise<ProcoreAuthorizationRequest> {
+    const owner = normalizeOwner(ownerId);
+    const returnTo = options.returnTo === undefined ? null : assertSafeReturnTo(options.returnTo);
+    const state = randomBytes(32).toString('base64url');
+    const stateHash = hashState(state);
+    const verifier = this.options.pkce ? randomBytes(48).toString('base64url') : undefined;
+    await this.stateStore.save({
+      stateHash,
+      ownerId: owner,
+      codeVerifier: verifier ? this.cipher.encrypt(verifier, `procore-oauth-state:${stateHash}`) : null,
+      returnTo,
+      expiresAt: new Date(Date.now() + this.options.stateTtlSeconds * 1000),
+    });
+    const challenge = verifier ? createHash('sha256').update(verifier).digest('base64url') : undefined;
+    return { url: this.client.authorizeUrl(state, challenge), state };
+  }
+
+  /**
+   * Completes the flow: verifies `state` (one-time, unexpired, and, when `ownerId` is given,
+   * started by the same owner), exchanges the code and stores the connection. On any bad input
+   * it throws `ProcoreOAuthStateError` and stores nothing.
+   */
+  async handleCallback(params: {
+    code?: string | null;
+    state?: string | null;
+    error?: string | null;
+    ownerId?: ProcoreOwnerId;
+  }): Promise<ProcoreCallbackResult> {
+    if (!params.state) throw new ProcoreOAuthStateError('missing_state', 'The callback has no state parameter.');
+    const owner = params.ownerId === undefined ? undefined : normalizeOwner(params.ownerId);
+    const consumed = await this.stateStore.consume(hashState(params.state), owner);
+    if (consumed.kind === 'unknown') {
+      throw new ProcoreOAuthStateError('unknown_state', 'The state is unknown or was already used: start the authorization again.');
+    }
+    if (consumed.kind === 'owner_mismatch') {
+      throw new ProcoreOAuthStateError('owner_mismatch', 'The state was issued to another user: start the authorization again.');
+    }
+    const { record } = consumed;
+    if (record.expiresAt.getTime() <= Date.now()) {
+      throw new ProcoreOAuthStateError('expired_state', 'The state has expired: start the authorization again.');
+    }
+    if (params.error) {
+      const error = /^[a-z_]{1,64}$/.test(params.error) ? params.error : 'unknown_error';
+      throw new ProcoreOAuthStateError('access_denied', `Procore did not authorize the app (${error}).`);
+    }
+    if (!params.code) throw new ProcoreOAuthStateError('missing_code', 'The callback has no code parameter.');
+    const verifier = record.codeVerifier
+      ? this.cipher.decrypt(record.codeVerifier, `procore-oauth-state:${record.stateHash}`)
+      : undefined;
+    const startedAt = Date.now();
+    const response = await this.client.exchangeCode(params.code, verifier);
+    const connection = await this.storeTokens(record.ownerId, response, startedAt);
+    return { connection, returnTo: record.returnTo };
+  }
+
+  /**
+   * Adopts tokens obtained elsewhere (a migration from another integration). The expiry is taken
+   * from `created_at` + `expires_in` when Procore's `created_at` is given, else from now.
+   */
+  async importTokens(ownerId: ProcoreOwnerId, tokenResponse: ProcoreTokenResponse): Promise<ProcoreConnection> {
+    const response = parseTokenResponse(tokenResponse, 'importTokens()');
+    const issuedAt = response.created_at !== undefined ? response.created_at * 1000 : Date.now();
+    return this.storeTokens(normalizeOwner(ownerId), response, issuedAt);
+  }
+
+  /**
+   * A valid access token for the owner. Served from memory while more than `refreshSkewSeconds`
+   * remain; otherwise read (one indexed query) and, when stale, refreshed exactly once.
+   * Throws `ProcoreReauthorizationRequiredError` when the owner must (re)connect.
+   */
+  async getAccessToken(ownerId: ProcoreOwnerId): Promise<string> {
+    const owner = normalizeOwner(ownerId);
+    const cached = this.cache.get(owner, this.skewMs);
+    if (cached !== undefined) {
+      this.lastUsed.record(owner);
+      return cached;
+    }
+    const issued = await this.flights.run(owner, () => this.load(owner));
+    this.lastUsed.record(owner);
+    return issued.token;
+  }
+
+  /** Forces a refresh now, under the same exactly-once protocol, and returns the new access token. */
+  async refresh(ownerId: ProcoreOwnerId): Promise<string> {
+    const owner = normalizeOwner(ownerId);
+    const issued = await this.flights.run(`force:${owner}`, async () => {
+      const record = await this.store.find(owner);
+      assertConnected(owner, record, this.options.environment);
+      return this.refreshAndCache(owner, 'manual', this.skewMs, record.version);
+    });
+    return issued.token;
+  }
+
+  /**
+   * Revokes the owner's grant at Procore (access and refresh token), then marks the connection
+   * `revoked` and erases its tokens. Does nothing for an unknown or already revoked owner. If
+   * Procore cannot be reached the error is thrown and the connection is kept, so it can be retried.
+   */
+  async revoke(ownerId: ProcoreOwnerId): Promise<void> {
+    const owner = normalizeOwner(ownerId);
+    this.cache.delete(owner);
+    const revoked = await this.store.withLock(owner, this.options.lockTimeoutMs, async (record, writer) => {
+      if (!record || record.status === 'revoked') return false;
+      const token = this.tryOpen(() => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record));
+      // Tokens of another environment are never sent to this environment's hosts.
+      if (token && record.environment === this.options.environment) await this.client.revoke(token);
+      await writer.update({
+        status: 'revoked',
+        accessToken: null,
+        refreshToken: null,
+        expiresAt: null,
+        revokedAt: new Date(),
+        version: record.version + 1,
+      });
+      return true;
+    });
+    this.cache.delete(owner);
+    if (revoked) this.events.emit({ type: ProcoreAuthEventType.Revoked, ownerId: owner, at: new Date() });
+  }
+
+  /** The owner's connection status and timestamps (no secrets), or null. */
+  async getConnection(ownerId: ProcoreOwnerId): Promise<ProcoreConnection | null> {
+    const record = await this.store.find(normalizeOwner(ownerId));
+    return record ? toConnection(record) : null;
+  }
+
+  /**
+   * The app's own (service-account) token from the client-credentials grant, cached in memory
+   * until `refreshSkewSeconds` before it expires; concurrent callers share one token request.
+   */
+  async getClientCredentialsToken(): Promise<string> {
+    const cached = this.serviceToken;
+    if (cached && cached.expiresAt.getTime() - Date.now() > this.skewMs) return cached.token;
+    this.serviceTokenFlight ??= this.fetchServiceToken().finally(() => {
+      this.serviceTokenFlight = undefined;
+    });
+    return (await this.serviceTokenFlight).token;
+  }
+
+  /** Drops the owner's cached token on this instance (others drop theirs within `cache.ttlSeconds`). */
+  evict(ownerId: ProcoreOwnerId): void {
+    this.cache.delete(normalizeOwner(ownerId));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.lastUsed.flush();
+  }
+
+  /** Cache miss: one indexed read; refresh only when the stored token is stale too. */
+  private async load(owner: string): Promise<IssuedAccessToken> {
+    const record = await this.store.find(owner);
+    assertConnected(owner, record, this.options.environment);
+    if (this.refresher.isFresh(record, this.skewMs)) {
+      const issued = { token: openAccessToken(this.cipher, record) as string, expiresAt: record.expiresAt as Date };
+      this.cache.set(owner, issued.token, issued.expiresAt);
+      return issued;
+    }
+    return this.refreshAndCache(owner, 'request', this.skewMs);
+  }
+
+  private async refreshAndCache(
+    owner: string,
+    trigger: 'request' | 'manual',
+    marginMs: number,
+    seenVersion?: number,
+  ): Promise<IssuedAccessToken> {
+    try {
+      const issued = await this.refresher.refresh(owner, trigger, marginMs, seenVersion);
+      this.cache.set(owner, issued.token, issued.expiresAt);
+      return issued;
+    } catch (error) {
+      this.cache.delete(owner);
+      throw error;
+    }
+  }
+
+  private async storeTokens(owner: string, response: ProcoreTokenResponse, issuedAt: number): Promise<ProcoreConnection> {
+    const sealed = sealTokens(this.cipher, owner, response.access_token, response.refresh_token);
+    const expiresAt = new Date(issuedAt + response.expires_in * 1000);
+    const record = await this.store.upsert(owner, {
+      ...sealed,
+      environment: this.options.environment,
+      expiresAt,
+      tokenLifetimeSeconds: Math.round(response.expires_in),
+    });
+    this.cache.set(owner, response.access_token, expiresAt);
+    this.events.emit({ type: ProcoreAuthEventType.Connected, ownerId: owner, at: new Date() });
+    return toConnection(record);
+  }
+
+  private async fetchServiceToken(): Promise<IssuedAccessToken> {
+    const startedAt = Date.now();
+    const response = await this.client.clientCredentials();
+    this.serviceToken = {
+      token: response.access_token,
+      expiresAt: new Date(startedAt + response.expires_in * 1000),
+    };
+    return this.serviceToken;
+  }
+
+  /** A token that cannot be decrypted any more cannot be revoked at Procore; the row is still closed. */
+  private tryOpen(open: () => string | undefined): string | undefined {
+    try {
+      return open();
+    } catch (error) {
+      this.logger.warn(`Revoking without calling Procore: ${(error as Error).message}`);
+      return undefined;
+    }
+  }
+}
