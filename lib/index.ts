@@ -2,6 +2,7 @@
 export { procoreConfig } from './config/procore.config.js';
 export { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './config/procore-env.js';
 export type { ResolvedProcoreAuthOptions } from './config/resolve-procore-auth-options.js';
+export { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 export * from './errors/index.js';
 export {
   ProcoreAuthEvents,

@@ -8,6 +8,7 @@ import {
 import type { DynamicModule } from '@nestjs/common';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
+import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import { procoreAuthEntities } from './storage/index.js';
 import { ProcoreTokenStore } from './storage/procore-token.store.js';
@@ -26,7 +27,7 @@ function registerEntities(dataSource: unknown): void {
  */
 @Module({
   providers: procoreAuthProviders,
-  exports: [ProcoreTokenService, ProcoreAuthEvents, ProcoreTokenStore, PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER],
+  exports: [ProcoreTokenService, ProcoreKeyRotationService, ProcoreAuthEvents, ProcoreTokenStore, PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER],
 })
 export class ProcoreAuthModule extends ConfigurableProcoreAuthModule {
   static override forRoot(options: typeof PROCORE_AUTH_OPTIONS_TYPE): DynamicModule {

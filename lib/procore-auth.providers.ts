@@ -4,6 +4,7 @@ import {
   resolveProcoreAuthOptions,
   type ResolvedProcoreAuthOptions,
 } from './config/resolve-procore-auth-options.js';
+import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 import { TokenCipher } from './crypto/token-cipher.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options.interface.js';
@@ -47,4 +48,5 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreOAuthClient,
   ProcoreTokenRefresher,
   ProcoreTokenService,
+  ProcoreKeyRotationService,
 ];

@@ -219,6 +219,32 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     });
   });
 
+  it('re-encrypts every stored connection with the current key, so the old key can be retired', async () => {
+    const oldKey = generateKey('old');
+    const newKey = generateKey('new');
+    await instance.close();
+    instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: oldKey }), logger });
+    const owners = [nextOwner(), nextOwner(), nextOwner()];
+    for (const ownerId of owners) await connectOwner(instance.service, ownerId);
+    const tokens = await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId)));
+    await instance.close();
+
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, { encryptionKey: newKey, previousEncryptionKeys: [oldKey] }),
+      logger,
+    });
+    const { ProcoreKeyRotationService } = await import('nestjs-procore-auth');
+    const result = await instance.app.get(ProcoreKeyRotationService).reencryptAll(2);
+    expect(result.reencrypted).toBeGreaterThanOrEqual(owners.length);
+    const rows = await instance.dataSource.query(`SELECT key_id FROM procore_oauth_tokens WHERE owner_id = ANY($1)`, [owners]);
+    expect(rows).toEqual(owners.map(() => ({ key_id: 'new' })));
+    await instance.close();
+
+    instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: newKey }), logger });
+    expect(await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId)))).toEqual(tokens);
+  });
+
   describe('importTokens', () => {
     it('adopts a grant obtained elsewhere and refreshes it later', async () => {
       const ownerId = nextOwner();

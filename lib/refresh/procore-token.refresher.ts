@@ -168,6 +168,7 @@ export class ProcoreTokenRefresher {
       status: 'reauthorization_required',
       accessToken: null,
       refreshToken: null,
+      keyId: null,
       lastErrorCode: cause,
       lastErrorAt: new Date(),
       failureCount: record.failureCount + 1,

@@ -84,6 +84,9 @@ export abstract class ProcoreTokenStore {
    */
   abstract claimDue(options: ClaimOptions): Promise<string[]>;
 
-  /** Owner ids whose tokens were written with another key than `currentKeyId` (re-encryption job). */
-  abstract findWithOtherKey(currentKeyId: string, limit: number): Promise<string[]>;
+  /**
+   * Owner ids whose tokens were written with another key than `currentKeyId`, ordered by owner id
+   * and starting after `afterOwnerId` (keyset pagination for the re-encryption job).
+   */
+  abstract findWithOtherKey(currentKeyId: string, afterOwnerId: string | undefined, limit: number): Promise<string[]>;
 }

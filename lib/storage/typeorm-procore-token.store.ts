@@ -148,11 +148,12 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     return rows.map((row) => row.owner_id);
   }
 
-  async findWithOtherKey(currentKeyId: string, limit: number): Promise<string[]> {
+  async findWithOtherKey(currentKeyId: string, afterOwnerId: string | undefined, limit: number): Promise<string[]> {
     const rows = await this.repository
       .createQueryBuilder('t')
       .select('t.owner_id', 'ownerId')
       .where('t.key_id IS NOT NULL AND t.key_id <> :currentKeyId', { currentKeyId })
+      .andWhere('t.owner_id > :after', { after: afterOwnerId ?? '' })
       .orderBy('t.owner_id')
       .limit(limit)
       .getRawMany<{ ownerId: string }>();

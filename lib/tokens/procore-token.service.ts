@@ -203,6 +203,7 @@ export class ProcoreTokenService implements OnApplicationShutdown {
         status: 'revoked',
         accessToken: null,
         refreshToken: null,
+        keyId: null,
         expiresAt: null,
         revokedAt: new Date(),
         version: record.version + 1,

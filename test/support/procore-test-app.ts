@@ -35,6 +35,9 @@ export class RecordingLogger implements LoggerService {
   fatal(message: unknown, ...rest: unknown[]) { this.push('fatal', message, rest); }
 }
 
+/** The key every test app uses unless a test rotates keys: instances of one suite share it, as deployments do. */
+export const TEST_ENCRYPTION_KEY = generateKey('test-key');
+
 /** Options pointing the module at the fake Procore server. */
 export function fakeProcoreOptions(
   fake: FakeProcoreServer,
@@ -46,7 +49,7 @@ export function fakeProcoreOptions(
     redirectUri: 'http://127.0.0.1:3000/procore/oauth/callback',
     authBaseUrl: fake.url,
     apiBaseUrl: fake.url,
-    encryptionKey: generateKey('test-key'),
+    encryptionKey: TEST_ENCRYPTION_KEY,
     scheduler: { enabled: false },
     http: { retryBaseDelayMs: 5 },
     ...overrides,
