@@ -13,7 +13,13 @@ export {
 export type * from './interfaces/procore-auth-options.interface.js';
 export type * from './interfaces/procore-connection.interface.js';
 export type * from './interfaces/procore-token-response.interface.js';
-export { PROCORE_AUTH_OPTIONS } from './procore-auth.constants.js';
+export { ProcoreAuthGuard } from './http/procore-auth.guard.js';
+export type { ProcoreAuthRoutes } from './http/procore-auth-routes.js';
+export type { ProcoreUnauthorizedBody, ProcoreUnauthorizedReason } from './http/procore-http-errors.js';
+export { ProcoreToken, ProcoreTokenPipe, type ProcoreTokenOptions } from './http/procore-token.decorator.js';
+export { SkipProcoreAuth } from './http/skip-procore-auth.decorator.js';
+export { ProcoreOAuthController } from './oauth/procore-oauth.controller.js';
+export { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
 export { ProcoreAuthModule } from './procore-auth.module.js';
 export {
   PROCORE_AUTH_MODULE_OPTIONS,

@@ -2,3 +2,7 @@
 export const PROCORE_AUTH_OPTIONS = Symbol('PROCORE_AUTH_OPTIONS');
 /** Injection token of the `TokenCipher` keyring. */
 export const PROCORE_TOKEN_CIPHER = Symbol('PROCORE_TOKEN_CIPHER');
+/** Injection token of the resolved OAuth routes (`ProcoreAuthRoutes`). */
+export const PROCORE_AUTH_ROUTES = Symbol('PROCORE_AUTH_ROUTES');
+/** Metadata key set by `@SkipProcoreAuth()`. */
+export const SKIP_PROCORE_AUTH = 'procore:skip-auth';

@@ -1,10 +1,21 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
-import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options.interface.js';
+import { resolveProcoreAuthRoutes } from './http/procore-auth-routes.js';
+import type {
+  ProcoreAuthModuleOptions,
+  ProcoreRoutesOptions,
+} from './interfaces/procore-auth-options.interface.js';
+import { createProcoreOAuthController } from './oauth/procore-oauth.controller.js';
+import { PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
 
-/** Module-level extras (not part of the options object). */
+/**
+ * Module-level settings, given next to the options in `forRoot({ ... })` and next to
+ * `useFactory` in `forRootAsync({ ... })`: Nest needs them before async options resolve.
+ */
 export interface ProcoreAuthModuleExtras {
   /** Register the module globally, so feature modules need not import it. Default `false`. */
   isGlobal?: boolean;
+  /** The OAuth routes. Default: mounted under `procore/oauth`. */
+  routes?: ProcoreRoutesOptions;
 }
 
 export const {
@@ -16,8 +27,14 @@ export const {
 } = new ConfigurableModuleBuilder<ProcoreAuthModuleOptions>({ moduleName: 'ProcoreAuth' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createProcoreAuthOptions')
-  .setExtras<ProcoreAuthModuleExtras>({ isGlobal: false }, (definition, extras) => ({
-    ...definition,
-    global: extras.isGlobal,
-  }))
+  .setExtras<ProcoreAuthModuleExtras>({ isGlobal: false, routes: undefined }, (definition, extras) => {
+    const routes = resolveProcoreAuthRoutes(extras.routes);
+    return {
+      ...definition,
+      global: extras.isGlobal,
+      controllers: routes.enabled ? [createProcoreOAuthController(routes.path)] : [],
+      providers: [...(definition.providers ?? []), { provide: PROCORE_AUTH_ROUTES, useValue: routes }],
+      exports: [...(definition.exports ?? []), PROCORE_AUTH_ROUTES],
+    };
+  })
   .build();

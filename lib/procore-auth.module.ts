@@ -7,6 +7,7 @@ import {
 } from './procore-auth.module-definition.js';
 import type { DynamicModule } from '@nestjs/common';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
+import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
 import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
@@ -27,7 +28,15 @@ function registerEntities(dataSource: unknown): void {
  */
 @Module({
   providers: procoreAuthProviders,
-  exports: [ProcoreTokenService, ProcoreKeyRotationService, ProcoreAuthEvents, ProcoreTokenStore, PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER],
+  exports: [
+    ProcoreTokenService,
+    ProcoreKeyRotationService,
+    ProcoreAuthEvents,
+    ProcoreTokenStore,
+    ProcoreTokenPipe,
+    PROCORE_AUTH_OPTIONS,
+    PROCORE_TOKEN_CIPHER,
+  ],
 })
 export class ProcoreAuthModule extends ConfigurableProcoreAuthModule {
   static override forRoot(options: typeof PROCORE_AUTH_OPTIONS_TYPE): DynamicModule {

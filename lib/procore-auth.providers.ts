@@ -8,6 +8,7 @@ import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service
 import { TokenCipher } from './crypto/token-cipher.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options.interface.js';
+import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js';
@@ -49,4 +50,5 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreTokenRefresher,
   ProcoreTokenService,
   ProcoreKeyRotationService,
+  ProcoreTokenPipe,
 ];

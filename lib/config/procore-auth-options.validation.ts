@@ -46,11 +46,6 @@ class CacheOptionsSchema {
   @IsOptional() @IsInt() @Min(0) ttlSeconds?: number;
 }
 
-class RoutesOptionsSchema {
-  @IsOptional() @IsBoolean() enabled?: boolean;
-  @IsOptional() @IsString() @Matches(/^\/?[A-Za-z0-9._~/-]*$/) path?: string;
-}
-
 /** class-validator schema of `ProcoreAuthModuleOptions` (functions and the DataSource are checked by hand). */
 export class ProcoreAuthOptionsSchema {
   @IsString() @IsNotEmpty() clientId!: string;
@@ -72,7 +67,6 @@ export class ProcoreAuthOptionsSchema {
   @IsOptional() @ValidateNested() @Type(() => HttpOptionsSchema) http?: HttpOptionsSchema;
   @IsOptional() @ValidateNested() @Type(() => SchedulerOptionsSchema) scheduler?: SchedulerOptionsSchema;
   @IsOptional() @ValidateNested() @Type(() => CacheOptionsSchema) cache?: CacheOptionsSchema;
-  @IsOptional() @ValidateNested() @Type(() => RoutesOptionsSchema) routes?: RoutesOptionsSchema;
 }
 
 function describeProblem(path: string, error: ValidationError): string {

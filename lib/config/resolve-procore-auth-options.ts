@@ -41,7 +41,6 @@ export interface ResolvedProcoreAuthOptions {
     activeWithinDays: number;
   };
   cache: { maxEntries: number; ttlSeconds: number };
-  routes: { enabled: boolean; path: string };
   dataSource: DataSource | string | undefined;
 }
 
@@ -71,10 +70,6 @@ function requireHttps(option: keyof typeof PROCORE_ENV_VARIABLES, value: string)
 
 function withoutTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
-}
-
-function normalizeRoutePath(path: string): string {
-  return path.replace(/^\/+|\/+$/g, '');
 }
 
 /**
@@ -118,10 +113,6 @@ export function resolveProcoreAuthOptions(raw: ProcoreAuthModuleOptions): Resolv
     cache: {
       maxEntries: raw.cache?.maxEntries ?? 10_000,
       ttlSeconds: raw.cache?.ttlSeconds ?? 60,
-    },
-    routes: {
-      enabled: raw.routes?.enabled ?? true,
-      path: normalizeRoutePath(raw.routes?.path ?? 'procore/oauth'),
     },
     dataSource: raw.dataSource,
   };

@@ -58,12 +58,20 @@ export interface ProcoreCacheOptions {
   ttlSeconds?: number;
 }
 
-/** The OAuth routes mounted by the module. */
+/**
+ * The OAuth routes mounted by the module. A module-level setting (next to `isGlobal` in
+ * `forRootAsync()`), because Nest builds its route table before async options resolve.
+ */
 export interface ProcoreRoutesOptions {
   /** Mount `GET <path>/authorize` and `GET <path>/callback`. Default `true`. */
   enabled?: boolean;
   /** Path prefix. Default `'procore/oauth'`. */
   path?: string;
+  /**
+   * The authorize path told to clients in 401 bodies. Default `/<path>/authorize`; set it when
+   * the app has a global prefix (`/api/procore/oauth/authorize`) or its own connect page.
+   */
+  authorizePath?: string;
 }
 
 /** Options of `ProcoreAuthModule.forRoot()` / `forRootAsync()`. `procoreConfig` reads them from env variables. */
@@ -102,7 +110,6 @@ export interface ProcoreAuthModuleOptions {
   http?: ProcoreHttpOptions;
   scheduler?: ProcoreSchedulerOptions;
   cache?: ProcoreCacheOptions;
-  routes?: ProcoreRoutesOptions;
   /**
    * The TypeORM DataSource holding `procore_oauth_tokens`: an instance, or the name of a
    * DataSource registered with `TypeOrmModule.forRoot({ name })`. Default: the app's default DataSource.

@@ -1,0 +1,67 @@
+import { HttpException, HttpStatus } from '@nestjs/common';
+import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
+import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
+import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
+import { ProcoreTransientError } from '../errors/procore-transient.error.js';
+
+/** `reason` of a 401 answered by the guard, the decorator or the OAuth routes. */
+export type ProcoreUnauthorizedReason = 'not_connected' | 'reauthorization_required' | 'no_owner';
+
+/** Body of a 401: tells the client why, and where to send the user to connect. */
+export interface ProcoreUnauthorizedBody {
+  statusCode: 401;
+  reason: ProcoreUnauthorizedReason;
+  message: string;
+  authorizePath: string;
+}
+
+const MESSAGES: Record<ProcoreUnauthorizedReason, string> = {
+  no_owner: 'No signed-in user on this request: authenticate before using Procore.',
+  not_connected: 'Procore is not connected for this user: send them to authorizePath.',
+  reauthorization_required: 'Procore needs this user to authorize the app again: send them to authorizePath.',
+};
+
+export function procoreUnauthorized(reason: ProcoreUnauthorizedReason, authorizePath: string): HttpException {
+  const body: ProcoreUnauthorizedBody = {
+    statusCode: HttpStatus.UNAUTHORIZED,
+    reason,
+    message: MESSAGES[reason],
+    authorizePath,
+  };
+  return new HttpException(body, HttpStatus.UNAUTHORIZED);
+}
+
+/**
+ * Maps a library error to the HTTP answer a client can act on. Bodies carry a reason and a fixed
+ * message, never the error's own message (which may name ids or hosts) nor anything secret.
+ * Errors that are not the client's business (configuration) are rethrown for the app's filters.
+ */
+export function toProcoreHttpException(error: unknown, authorizePath: string): unknown {
+  if (error instanceof ProcoreReauthorizationRequiredError) {
+    return procoreUnauthorized(error.reason, authorizePath);
+  }
+  if (
+    error instanceof ProcoreTokenRefreshError ||
+    error instanceof ProcoreLockTimeoutError ||
+    error instanceof ProcoreTransientError
+  ) {
+    return new HttpException(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        reason: 'procore_unavailable',
+        message: 'Procore could not be reached to refresh the access token: try again shortly.',
+      },
+      HttpStatus.SERVICE_UNAVAILABLE,
+    );
+  }
+  if (error instanceof ProcoreAuthError) {
+    // Keep the cause for logs, but answer a generic 500: the fix is on the server side.
+    return new HttpException(
+      { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, reason: error.code, message: 'Procore authentication failed on the server.' },
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      { cause: error },
+    );
+  }
+  return error;
+}

@@ -1,0 +1,131 @@
+import {
+  Controller,
+  Get,
+  HttpException,
+  HttpStatus,
+  Inject,
+  Injectable,
+  Query,
+  Req,
+  Res,
+  type Type,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { ProcoreOAuthStateError, type ProcoreOAuthStateProblem } from '../errors/procore-oauth-state.error.js';
+import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
+import type { ProcoreAuthRoutes } from '../http/procore-auth-routes.js';
+import { procoreUnauthorized, toProcoreHttpException } from '../http/procore-http-errors.js';
+import { resolveOwnerId } from '../http/procore-request-owner.js';
+import { SkipProcoreAuth } from '../http/skip-procore-auth.decorator.js';
+import { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
+import { ProcoreTokenService } from '../tokens/procore-token.service.js';
+
+type QueryValue = string | string[] | undefined;
+
+const MESSAGES: Record<ProcoreOAuthStateProblem | 'malformed_callback' | 'code_rejected', string> = {
+  missing_state: 'The callback has no state: start the connection again.',
+  unknown_state: 'The state is unknown or was already used: start the connection again.',
+  expired_state: 'The state has expired: start the connection again.',
+  owner_mismatch: 'The connection was started by another user: start it again while signed in.',
+  missing_code: 'The callback has no authorization code: start the connection again.',
+  access_denied: 'Procore did not authorize the app.',
+  invalid_return_to: 'returnTo must be a path on this site, starting with a single "/".',
+  malformed_callback: 'The callback parameters are malformed: start the connection again.',
+  code_rejected: 'Procore rejected the authorization code (expired or already used): start the connection again.',
+};
+
+function badRequest(error: keyof typeof MESSAGES): HttpException {
+  return new HttpException(
+    { statusCode: HttpStatus.BAD_REQUEST, error, message: MESSAGES[error] },
+    HttpStatus.BAD_REQUEST,
+  );
+}
+
+/** A single query value; repeated parameters (`?state=a&state=b`) are malformed. */
+function single(value: QueryValue): string | undefined | null {
+  if (Array.isArray(value)) return null;
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * The OAuth routes: `GET <path>/authorize` sends the signed-in user to Procore, `GET <path>/callback`
+ * completes the connection. Mounted by the module (see the `routes` module option).
+ */
+@Injectable()
+export class ProcoreOAuthController {
+  constructor(
+    protected readonly tokens: ProcoreTokenService,
+    @Inject(PROCORE_AUTH_OPTIONS) protected readonly options: ResolvedProcoreAuthOptions,
+    @Inject(PROCORE_AUTH_ROUTES) protected readonly routes: ProcoreAuthRoutes,
+    protected readonly adapterHost: HttpAdapterHost,
+  ) {}
+
+  /** 302 to Procore's authorize URL for the request's owner. `returnTo`: same-origin path to land on afterwards. */
+  @Get('authorize')
+  @SkipProcoreAuth()
+  async authorize(
+    @Req() request: unknown,
+    @Res() response: unknown,
+    @Query('returnTo') returnTo: QueryValue,
+  ): Promise<void> {
+    const ownerId = resolveOwnerId(this.options.ownerResolver, request);
+    if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
+    const target = single(returnTo);
+    if (target === null) throw badRequest('invalid_return_to');
+    try {
+      const { url } = await this.tokens.getAuthorizationUrl(ownerId, { returnTo: target });
+      this.adapterHost.httpAdapter.redirect(response, HttpStatus.FOUND, url);
+    } catch (error) {
+      throw this.toHttp(error);
+    }
+  }
+
+  /**
+   * Procore redirects here. Verifies the one-time state (unexpired, and started by the same owner
+   * when the request has one), stores the connection, then redirects to `returnTo` or answers
+   * `{ connected: true, ... }`. Bad input answers 400 and stores nothing.
+   */
+  @Get('callback')
+  @SkipProcoreAuth()
+  async callback(
+    @Req() request: unknown,
+    @Res() response: unknown,
+    @Query('code') code: QueryValue,
+    @Query('state') state: QueryValue,
+    @Query('error') error: QueryValue,
+  ): Promise<void> {
+    const params = { code: single(code), state: single(state), error: single(error) };
+    if (params.code === null || params.state === null || params.error === null) {
+      throw badRequest('malformed_callback');
+    }
+    try {
+      const result = await this.tokens.handleCallback({
+        ...params,
+        ownerId: resolveOwnerId(this.options.ownerResolver, request),
+      });
+      const { httpAdapter } = this.adapterHost;
+      if (result.returnTo) {
+        httpAdapter.redirect(response, HttpStatus.FOUND, result.returnTo);
+        return;
+      }
+      const { ownerId, status, expiresAt, environment } = result.connection;
+      httpAdapter.reply(response, { connected: true, ownerId, status, environment, expiresAt }, HttpStatus.OK);
+    } catch (caught) {
+      throw this.toHttp(caught);
+    }
+  }
+
+  private toHttp(error: unknown): unknown {
+    if (error instanceof ProcoreOAuthStateError) return badRequest(error.problem);
+    if (error instanceof ProcoreOAuthError) return badRequest('code_rejected');
+    return toProcoreHttpException(error, this.routes.authorizePath);
+  }
+}
+
+/** The controller mounted under the configured path (a subclass, so the base stays reusable). */
+export function createProcoreOAuthController(path: string): Type<ProcoreOAuthController> {
+  @Controller(path)
+  class MountedProcoreOAuthController extends ProcoreOAuthController {}
+  return MountedProcoreOAuthController;
+}
