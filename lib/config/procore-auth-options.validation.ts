@@ -16,12 +16,13 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
+import { isIP } from 'node:net';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { PROCORE_ENV_VARIABLES } from './procore-env.js';
 
 const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 /** `base64` or `keyId:base64`; the length (32 bytes) is checked when the keyring is built. */
-const KEY_FORMAT = /^(?:[A-Za-z0-9_.-]{1,32}:)?[A-Za-z0-9+/_-]{42,44}={0,2}$/;
+const KEY_FORMAT = /^(?:[A-Za-z0-9_-]{1,32}:)?[A-Za-z0-9+/_-]{42,44}={0,2}$/;
 const KEY_MESSAGE = '$property must be 32 random bytes in base64, optionally prefixed "keyId:"';
 
 class HttpOptionsSchema {
@@ -88,6 +89,28 @@ function flatten(errors: ValidationError[], prefix = ''): string[] {
   });
 }
 
+/** `localhost`, `::1` and 127.0.0.0/8 addresses (not host names that merely start with "127."). */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+/** Procore tokens travel over HTTPS only; plain HTTP is accepted for loopback hosts (tests, the fake server). */
+function httpsProblems(options: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const option of ['redirectUri', 'authBaseUrl', 'apiBaseUrl'] as const) {
+    const value = options[option];
+    if (typeof value !== 'string' || !URL.canParse(value)) continue;
+    const url = new URL(value);
+    if (url.protocol !== 'https:' && !isLoopbackHost(url.hostname)) {
+      problems.push(
+        `${option} must use https (only loopback hosts may use http): set ${PROCORE_ENV_VARIABLES[option]} or pass ${option} to ProcoreAuthModule.forRoot() with an https:// URL`,
+      );
+    }
+  }
+  return problems;
+}
+
 /**
  * Validates raw options with class-validator and throws one `ProcoreConfigurationError` listing
  * every problem. Values are never echoed (they may be secrets): messages name the option and its
@@ -99,11 +122,17 @@ export function validateProcoreAuthOptions(raw: unknown): void {
       'ProcoreAuthModule options are missing: pass an object to forRoot() or return one from the forRootAsync() factory.',
     );
   }
-  const schema = plainToInstance(ProcoreAuthOptionsSchema, raw);
+  // Functions and the DataSource are checked by hand: class-transformer would try to rebuild them.
+  const { ownerResolver, dataSource, ...plain } = raw as Record<string, unknown>;
+  const schema = plainToInstance(ProcoreAuthOptionsSchema, plain);
   const problems = flatten(validateSync(schema, { validationError: { target: false } }));
-  const resolver = (raw as { ownerResolver?: unknown }).ownerResolver;
-  if (resolver !== undefined && typeof resolver !== 'function') {
+  problems.push(...httpsProblems(plain));
+  if (ownerResolver !== undefined && typeof ownerResolver !== 'function') {
     problems.push('ownerResolver is invalid (must be a function of the request)');
+  }
+  const isDataSource = typeof dataSource === 'object' && dataSource !== null && 'createQueryRunner' in dataSource;
+  if (dataSource !== undefined && !isDataSource && (typeof dataSource !== 'string' || !dataSource)) {
+    problems.push('dataSource is invalid (must be a TypeORM DataSource or the name of one)');
   }
   if (problems.length > 0) {
     throw new ProcoreConfigurationError(

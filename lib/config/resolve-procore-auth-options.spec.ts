@@ -9,7 +9,9 @@ import { resolveProcoreAuthRoutes } from '../http/procore-auth-routes.js';
 import { resolveProcoreAuthOptions } from './resolve-procore-auth-options.js';
 
 /** Only the required options. */
-function requiredOptions(overrides: Partial<ProcoreAuthModuleOptions> = {}): ProcoreAuthModuleOptions {
+function requiredOptions(
+  overrides: Partial<ProcoreAuthModuleOptions> = {},
+): ProcoreAuthModuleOptions {
   return {
     clientId: 'client-id',
     clientSecret: 'client-secret',
@@ -56,7 +58,8 @@ describe('resolveProcoreAuthOptions', () => {
     });
 
     it('gives the remaining tuning knobs a positive default', () => {
-      const { http, scheduler, lockTimeoutMs, touchIntervalSeconds } = resolveProcoreAuthOptions(requiredOptions());
+      const { http, scheduler, lockTimeoutMs, touchIntervalSeconds } =
+        resolveProcoreAuthOptions(requiredOptions());
 
       for (const value of [
         http.retries,
@@ -93,7 +96,10 @@ describe('resolveProcoreAuthOptions', () => {
         }),
       );
 
-      expect(resolved.scheduler).toMatchObject({ enabled: false, intervalMs: 60_000 });
+      expect(resolved.scheduler).toMatchObject({
+        enabled: false,
+        intervalMs: 60_000,
+      });
       expect(resolved.http).toMatchObject({ retries: 0, timeoutMs: 10_000 });
       expect(resolved.cache).toEqual({ maxEntries: 5, ttlSeconds: 60 });
     });
@@ -108,7 +114,11 @@ describe('resolveProcoreAuthOptions', () => {
           ownerResolver,
           previousEncryptionKeys: [randomBytes(32).toString('base64')],
           http: { timeoutMs: 2_500 },
-          scheduler: { enabled: true, intervalMs: 5_000, lookAheadSeconds: 300 },
+          scheduler: {
+            enabled: true,
+            intervalMs: 5_000,
+            lookAheadSeconds: 300,
+          },
           cache: { maxEntries: 0, ttlSeconds: 0 },
         }),
       );
@@ -139,7 +149,11 @@ describe('resolveProcoreAuthOptions', () => {
     it.each<[ProcoreEnvironment, string, string]>([
       ['production', 'https://login.procore.com', 'https://api.procore.com'],
       ['sandbox', 'https://login-sandbox.procore.com', 'https://sandbox.procore.com'],
-      ['monthly-sandbox', 'https://login-sandbox-monthly.procore.com', 'https://api-monthly.procore.com'],
+      [
+        'monthly-sandbox',
+        'https://login-sandbox-monthly.procore.com',
+        'https://api-monthly.procore.com',
+      ],
       ['federal', 'https://login.procoregov.com', 'https://api.procoregov.com'],
     ])('uses the %s preset hosts', (environment, authBaseUrl, apiBaseUrl) => {
       const resolved = resolveProcoreAuthOptions(requiredOptions({ environment }));
@@ -165,37 +179,72 @@ describe('resolveProcoreAuthOptions', () => {
 
     it('overrides one host and keeps the preset for the other', () => {
       const resolved = resolveProcoreAuthOptions(
-        requiredOptions({ environment: 'federal', authBaseUrl: 'https://login.proxy.example.com' }),
+        requiredOptions({
+          environment: 'federal',
+          authBaseUrl: 'https://login.proxy.example.com',
+        }),
       );
 
       expect(resolved.authBaseUrl).toBe('https://login.proxy.example.com');
       expect(resolved.apiBaseUrl).toBe('https://api.procoregov.com');
     });
 
-    it.each(['http://127.0.0.1:4010', 'http://127.0.0.2:4010', 'http://localhost:4010', 'http://[::1]:4010'])(
-      'allows plain http on the loopback host %s',
-      (url) => {
-        const resolved = resolveProcoreAuthOptions(
-          requiredOptions({ authBaseUrl: url, apiBaseUrl: url, redirectUri: `${url}/procore/oauth/callback` }),
-        );
+    it.each([
+      'http://127.0.0.1:4010',
+      'http://127.0.0.2:4010',
+      'http://localhost:4010',
+      'http://[::1]:4010',
+    ])('allows plain http on the loopback host %s', (url) => {
+      const resolved = resolveProcoreAuthOptions(
+        requiredOptions({
+          authBaseUrl: url,
+          apiBaseUrl: url,
+          redirectUri: `${url}/procore/oauth/callback`,
+        }),
+      );
 
-        expect(resolved.authBaseUrl).toBe(url);
-        expect(resolved.apiBaseUrl).toBe(url);
-        expect(resolved.redirectUri).toBe(`${url}/procore/oauth/callback`);
-      },
-    );
+      expect(resolved.authBaseUrl).toBe(url);
+      expect(resolved.apiBaseUrl).toBe(url);
+      expect(resolved.redirectUri).toBe(`${url}/procore/oauth/callback`);
+    });
 
     it.each([
       ['authBaseUrl', 'PROCORE_AUTH_BASE_URL', { authBaseUrl: 'http://login.example.com' }],
       ['apiBaseUrl', 'PROCORE_API_BASE_URL', { apiBaseUrl: 'http://api.example.com' }],
-      ['redirectUri', 'PROCORE_REDIRECT_URI', { redirectUri: 'http://app.example.com/procore/oauth/callback' }],
-    ])('rejects plain http for %s on a non-loopback host, naming %s', (option, envName, overrides) => {
-      const error = thrownBy(() => resolveProcoreAuthOptions(requiredOptions(overrides)));
+      [
+        'redirectUri',
+        'PROCORE_REDIRECT_URI',
+        { redirectUri: 'http://app.example.com/procore/oauth/callback' },
+      ],
+    ])(
+      'rejects plain http for %s on a non-loopback host, naming %s',
+      (option, envName, overrides) => {
+        const error = thrownBy(() => resolveProcoreAuthOptions(requiredOptions(overrides)));
 
-      expect(error).toBeInstanceOf(ProcoreConfigurationError);
-      expect(error.message).toContain(option);
-      expect(error.message).toContain(envName);
-      expect(error.message).toMatch(/https/);
+        expect(error).toBeInstanceOf(ProcoreConfigurationError);
+        expect(error.message).toContain(option);
+        expect(error.message).toContain(envName);
+        expect(error.message).toMatch(/https/);
+      },
+    );
+
+    it.each(['http://127.evil.example.com', 'http://127.0.0.1.nip.io', 'http://localhost.evil.example'])(
+      'rejects plain http on %s, a host name that only looks like loopback',
+      (url) => {
+        expect(() => resolveProcoreAuthOptions(requiredOptions({ authBaseUrl: url }))).toThrow(
+          ProcoreConfigurationError,
+        );
+      },
+    );
+
+    it('lists an http problem together with the other problems in one error', () => {
+      const error = thrownBy(() =>
+        resolveProcoreAuthOptions(
+          requiredOptions({ clientId: '', authBaseUrl: 'http://login.example.com' }),
+        ),
+      );
+      expect(error.message).toContain('PROCORE_CLIENT_ID');
+      expect(error.message).toContain('PROCORE_AUTH_BASE_URL');
     });
 
     it('removes trailing slashes from base URLs', () => {
@@ -224,7 +273,10 @@ describe('resolveProcoreAuthOptions', () => {
     });
 
     it('keeps the default path when only enabled is given', () => {
-      expect(resolveProcoreAuthRoutes({ enabled: false })).toMatchObject({ enabled: false, path: 'procore/oauth' });
+      expect(resolveProcoreAuthRoutes({ enabled: false })).toMatchObject({
+        enabled: false,
+        path: 'procore/oauth',
+      });
     });
 
     it.each([
@@ -239,13 +291,17 @@ describe('resolveProcoreAuthOptions', () => {
     });
 
     it('rejects a path with characters a route cannot hold', () => {
-      expect(() => resolveProcoreAuthRoutes({ path: 'procore oauth?' })).toThrow(ProcoreConfigurationError);
+      expect(() => resolveProcoreAuthRoutes({ path: 'procore oauth?' })).toThrow(
+        ProcoreConfigurationError,
+      );
     });
   });
 
   describe('validation', () => {
     it('names the option and its env variable for a missing required value', () => {
-      const error = thrownBy(() => resolveProcoreAuthOptions(requiredOptions({ clientId: undefined as unknown as string })));
+      const error = thrownBy(() =>
+        resolveProcoreAuthOptions(requiredOptions({ clientId: undefined as unknown as string })),
+      );
 
       expect(error).toBeInstanceOf(ProcoreConfigurationError);
       expect(error.message).toMatch(/clientId is missing/);
@@ -254,7 +310,9 @@ describe('resolveProcoreAuthOptions', () => {
 
     it('rejects an unknown environment, naming PROCORE_ENVIRONMENT', () => {
       const error = thrownBy(() =>
-        resolveProcoreAuthOptions(requiredOptions({ environment: 'staging' as ProcoreEnvironment })),
+        resolveProcoreAuthOptions(
+          requiredOptions({ environment: 'staging' as ProcoreEnvironment }),
+        ),
       );
 
       expect(error).toBeInstanceOf(ProcoreConfigurationError);
@@ -265,7 +323,9 @@ describe('resolveProcoreAuthOptions', () => {
     it('rejects an ownerResolver that is not a function', () => {
       const error = thrownBy(() =>
         resolveProcoreAuthOptions(
-          requiredOptions({ ownerResolver: 'user.id' as unknown as ProcoreAuthModuleOptions['ownerResolver'] }),
+          requiredOptions({
+            ownerResolver: 'user.id' as unknown as ProcoreAuthModuleOptions['ownerResolver'],
+          }),
         ),
       );
 
@@ -274,7 +334,9 @@ describe('resolveProcoreAuthOptions', () => {
     });
 
     it('names the nested path of an invalid nested option', () => {
-      const error = thrownBy(() => resolveProcoreAuthOptions(requiredOptions({ http: { timeoutMs: 0 } })));
+      const error = thrownBy(() =>
+        resolveProcoreAuthOptions(requiredOptions({ http: { timeoutMs: 0 } })),
+      );
 
       expect(error).toBeInstanceOf(ProcoreConfigurationError);
       expect(error.message).toContain('http.timeoutMs');
@@ -286,7 +348,12 @@ describe('resolveProcoreAuthOptions', () => {
 
       const error = thrownBy(() =>
         resolveProcoreAuthOptions(
-          requiredOptions({ clientId: '', clientSecret, encryptionKey, redirectUri: 'not a url' }),
+          requiredOptions({
+            clientId: '',
+            clientSecret,
+            encryptionKey,
+            redirectUri: 'not a url',
+          }),
         ),
       );
 

@@ -1,12 +1,11 @@
 import type { DataSource } from 'typeorm';
-import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import type {
   ProcoreAuthModuleOptions,
   ProcoreEnvironment,
   ProcoreOwnerResolver,
 } from '../interfaces/procore-auth-options.interface.js';
 import { validateProcoreAuthOptions } from './procore-auth-options.validation.js';
-import { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './procore-env.js';
+import { PROCORE_ENVIRONMENT_HOSTS } from './procore-env.js';
 
 /** Options with every default applied: what the providers inject (`PROCORE_AUTH_OPTIONS`). */
 export interface ResolvedProcoreAuthOptions {
@@ -51,23 +50,6 @@ export const defaultOwnerResolver: ProcoreOwnerResolver = (request) => {
   return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 };
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
-
-function isLoopback(hostname: string): boolean {
-  return LOOPBACK_HOSTS.has(hostname) || hostname.startsWith('127.');
-}
-
-/** Procore tokens travel over HTTPS only; plain HTTP is accepted for loopback hosts (tests, the fake server). */
-function requireHttps(option: keyof typeof PROCORE_ENV_VARIABLES, value: string): string {
-  const url = new URL(value);
-  if (url.protocol !== 'https:' && !isLoopback(url.hostname)) {
-    throw new ProcoreConfigurationError(
-      `${option} must use https (only loopback hosts may use http): set ${PROCORE_ENV_VARIABLES[option]} or ${option} to an https:// URL.`,
-    );
-  }
-  return value;
-}
-
 function withoutTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
 }
@@ -83,10 +65,10 @@ export function resolveProcoreAuthOptions(raw: ProcoreAuthModuleOptions): Resolv
   return {
     clientId: raw.clientId,
     clientSecret: raw.clientSecret,
-    redirectUri: requireHttps('redirectUri', raw.redirectUri),
+    redirectUri: raw.redirectUri,
     environment,
-    authBaseUrl: withoutTrailingSlash(requireHttps('authBaseUrl', raw.authBaseUrl ?? hosts.authBaseUrl)),
-    apiBaseUrl: withoutTrailingSlash(requireHttps('apiBaseUrl', raw.apiBaseUrl ?? hosts.apiBaseUrl)),
+    authBaseUrl: withoutTrailingSlash(raw.authBaseUrl ?? hosts.authBaseUrl),
+    apiBaseUrl: withoutTrailingSlash(raw.apiBaseUrl ?? hosts.apiBaseUrl),
     encryptionKey: raw.encryptionKey,
     previousEncryptionKeys: raw.previousEncryptionKeys ?? [],
     ownerResolver: raw.ownerResolver ?? defaultOwnerResolver,

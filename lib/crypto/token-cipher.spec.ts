@@ -53,7 +53,9 @@ describe('TokenCipher', () => {
     const envelopes = Array.from({ length: 20 }, () => cipher.encrypt(PLAINTEXT, OWNER));
 
     expect(new Set(envelopes).size).toBe(envelopes.length);
-    expect(new Set(envelopes.map((envelope) => envelope.split('.')[2])).size).toBe(envelopes.length);
+    expect(new Set(envelopes.map((envelope) => envelope.split('.')[2])).size).toBe(
+      envelopes.length,
+    );
     for (const envelope of envelopes) {
       expect(envelope).not.toContain(PLAINTEXT);
       expect(envelope).not.toContain('access-token-of-user-1');
@@ -102,7 +104,9 @@ describe('TokenCipher', () => {
     const cipher = new TokenCipher(generateKey());
     const envelope = cipher.encrypt(PLAINTEXT, OWNER);
 
-    expect(() => cipher.decrypt(tamper(envelope, index), OWNER)).toThrow(ProcoreTokenDecryptionError);
+    expect(() => cipher.decrypt(tamper(envelope, index), OWNER)).toThrow(
+      ProcoreTokenDecryptionError,
+    );
   });
 
   it('detects a truncated authentication tag', () => {
@@ -155,7 +159,13 @@ describe('TokenCipher', () => {
       expect(error).toBeInstanceOf(ProcoreTokenDecryptionError);
       expect(error.message).toContain('"2024"');
       expect(error.message).toContain('PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS');
-      for (const secret of [oldKey, newKey, oldKey.split(':')[1], newKey.split(':')[1], PLAINTEXT]) {
+      for (const secret of [
+        oldKey,
+        newKey,
+        oldKey.split(':')[1],
+        newKey.split(':')[1],
+        PLAINTEXT,
+      ]) {
         expect(error.message).not.toContain(secret);
       }
     });
@@ -205,7 +215,9 @@ describe('TokenCipher', () => {
       const material = randomBytes(32);
       const written = new TokenCipher(`k:${material.toString('base64')}`).encrypt(PLAINTEXT, OWNER);
 
-      expect(new TokenCipher(`k:${material.toString('base64url')}`).decrypt(written, OWNER)).toBe(PLAINTEXT);
+      expect(new TokenCipher(`k:${material.toString('base64url')}`).decrypt(written, OWNER)).toBe(
+        PLAINTEXT,
+      );
     });
   });
 
@@ -236,6 +248,11 @@ describe('TokenCipher', () => {
       expect(error).toBeInstanceOf(ProcoreConfigurationError);
       expect(error.message).toContain('PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS');
       expect(error.message).not.toContain(shortKey);
+    });
+
+    it.each(['2024.01', 'a b', 'x'.repeat(33)])('rejects the key id %s, which cannot be stored in the envelope', (keyId) => {
+      const key = `${keyId}:${randomBytes(32).toString('base64')}`;
+      expect(() => new TokenCipher(key)).toThrow(ProcoreConfigurationError);
     });
   });
 });

@@ -29,6 +29,12 @@ export function parseEncryptionKey(value: string, option: string): KeyringKey {
     separator >= 0
       ? value.slice(0, separator)
       : createHash('sha256').update(key).digest('hex').slice(0, 8);
+  // The id is part of the stored envelope (`v1.<keyId>...`), so it must not contain its separators.
+  if (!/^[A-Za-z0-9_-]{1,32}$/.test(id)) {
+    throw new ProcoreConfigurationError(
+      `${option} has an invalid key id: use 1-32 letters, digits, "_" or "-" before the ":".`,
+    );
+  }
   return { id, key };
 }
 

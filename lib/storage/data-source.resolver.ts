@@ -37,7 +37,8 @@ export function dataSourceResolver(
 export async function assertStorageReady(dataSource: DataSource, entity: EntityTarget<ObjectLiteral>): Promise<void> {
   if (!dataSource.hasMetadata(entity)) {
     throw new ProcoreConfigurationError(
-      `The TypeORM DataSource does not know ${String((entity as { name?: string }).name)}: add procoreAuthEntities to its entities, or use autoLoadEntities: true.`,
+      `The TypeORM DataSource does not know ${String((entity as { name?: string }).name)}: add procoreAuthEntities to its entities` +
+        ` (autoLoadEntities registers them only on the default DataSource, and on a named one passed to ProcoreAuthModule.forRoot()).`,
     );
   }
   const tablePath = dataSource.getMetadata(entity).tablePath;
