@@ -25,6 +25,11 @@ export {
   PROCORE_AUTH_MODULE_OPTIONS,
   type ProcoreAuthModuleExtras,
 } from './procore-auth.module-definition.js';
+export {
+  PROCORE_REFRESH_JOB,
+  TokenRefreshScheduler,
+  type ProcoreRefreshTickSummary,
+} from './refresh/token-refresh.scheduler.js';
 export { procoreAuthEntities, procoreAuthMigrations } from './storage/index.js';
 export { ProcoreOAuthStateEntity } from './storage/procore-oauth-state.entity.js';
 export {

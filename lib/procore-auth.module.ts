@@ -8,6 +8,7 @@ import {
 import type { DynamicModule } from '@nestjs/common';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
+import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
 import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
@@ -34,6 +35,7 @@ function registerEntities(dataSource: unknown): void {
     ProcoreAuthEvents,
     ProcoreTokenStore,
     ProcoreTokenPipe,
+    TokenRefreshScheduler,
     PROCORE_AUTH_OPTIONS,
     PROCORE_TOKEN_CIPHER,
   ],

@@ -13,6 +13,7 @@ import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js';
 import { ProcoreTokenRefresher } from './refresh/procore-token.refresher.js';
+import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { dataSourceResolver } from './storage/data-source.resolver.js';
 import { ProcoreOAuthStateStore } from './storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore } from './storage/procore-token.store.js';
@@ -51,4 +52,5 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreTokenService,
   ProcoreKeyRotationService,
   ProcoreTokenPipe,
+  TokenRefreshScheduler,
 ];

@@ -123,11 +123,13 @@ export class ProcoreOAuthClient {
 
   private async post(endpoint: Endpoint, form: Record<string, string>): Promise<HttpAnswer> {
     const { timeoutMs } = this.options.http;
+    // Credentials go in the form body, as Procore expects (not HTTP Basic). A string body is sent
+    // in one write, which avoids a Nagle/delayed-ACK stall on keep-alive connections.
     const body = new URLSearchParams({
       ...form,
       client_id: this.options.clientId,
       client_secret: this.options.clientSecret,
-    });
+    }).toString();
     const signal = AbortSignal.timeout(timeoutMs);
     try {
       const response = await fetch(`${this.options.authBaseUrl}${endpoint}`, {

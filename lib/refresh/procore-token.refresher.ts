@@ -23,6 +23,8 @@ export const RESPONSE_LOST = 'refresh_response_lost';
 export interface IssuedAccessToken {
   token: string;
   expiresAt: Date;
+  /** True when this call refreshed it; false when the stored token was fresh (someone else refreshed). */
+  refreshed?: boolean;
 }
 
 /** What one run of the protocol decided, acted on after the transaction committed. */
@@ -68,19 +70,20 @@ export class ProcoreTokenRefresher {
 
   /**
    * Returns a valid access token for the owner, refreshing under the row lock if the stored one
-   * has `marginMs` or less left. With `seenVersion`, refreshes unless the row moved past that
+   * has `marginMs` or less left (a function: the margin depends on the row, as the scheduler's does). With `seenVersion`, refreshes unless the row moved past that
    * version meanwhile (a forced refresh that someone else already did counts as done).
    */
   async refresh(
     ownerId: string,
     trigger: ProcoreRefreshTrigger,
-    marginMs: number,
+    marginMs: number | ((record: ProcoreTokenRecord) => number),
     seenVersion?: number,
   ): Promise<IssuedAccessToken> {
     const outcome = await this.store.withLock(ownerId, this.options.lockTimeoutMs, (record, writer) => {
       assertConnected(ownerId, record, this.options.environment);
+      const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
       const refreshedMeanwhile =
-        seenVersion === undefined ? this.isFresh(record, marginMs) : record.version !== seenVersion;
+        seenVersion === undefined ? this.isFresh(record, margin) : record.version !== seenVersion;
       if (refreshedMeanwhile && this.isFresh(record, 0)) {
         return Promise.resolve<Outcome>({ kind: 'fresh', issued: this.issued(record) });
       }
@@ -194,7 +197,7 @@ export class ProcoreTokenRefresher {
     const at = new Date();
     switch (outcome.kind) {
       case 'fresh':
-        return outcome.issued;
+        return { ...outcome.issued, refreshed: false };
       case 'refreshed':
         this.events.emit({
           type: ProcoreAuthEventType.TokenRefreshed,
@@ -204,7 +207,7 @@ export class ProcoreTokenRefresher {
           version: outcome.version,
           trigger,
         });
-        return outcome.issued;
+        return { ...outcome.issued, refreshed: true };
       case 'reauthorization':
         this.events.emit({ type: ProcoreAuthEventType.ReauthorizationRequired, ownerId, at, cause: outcome.cause });
         throw new ProcoreReauthorizationRequiredError(ownerId, 'reauthorization_required', outcome.cause);

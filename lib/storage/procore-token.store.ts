@@ -36,8 +36,11 @@ export interface LockedTokenWriter {
 
 /** A connection the scheduler claimed for refresh. */
 export interface ClaimOptions {
-  /** Connections whose access token expires before this instant. */
-  expiringBefore: Date;
+  /**
+   * Connections whose access token expires within this many seconds; `undefined` means
+   * min(15 minutes, half the token's lifetime), per connection.
+   */
+  lookAheadSeconds: number | undefined;
   /** ... and used or connected after this instant. */
   activeSince: Date;
   limit: number;

@@ -127,19 +127,23 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
   async claimDue(options: ClaimOptions): Promise<string[]> {
     const table = this.table;
     const result: unknown = await this.dataSource.query(
+      // $1 is the fixed look-ahead in seconds, or NULL for min(15 min, half the token's lifetime)
+      // per row; the first expires_at bound is the index range, the second the exact rule.
       `UPDATE ${table} SET refresh_claimed_until = now() + make_interval(secs => $4)
         WHERE id IN (
           SELECT id FROM ${table}
            WHERE status = 'active'
              AND refresh_token IS NOT NULL
-             AND expires_at < $1
+             AND expires_at < now() + make_interval(secs => COALESCE($1::float8, 900))
+             AND expires_at < now() + make_interval(secs =>
+                   COALESCE($1::float8, LEAST(900, COALESCE(token_lifetime_seconds, 5400) / 2.0)))
              AND GREATEST(last_used_at, connected_at) >= $2
              AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
            ORDER BY expires_at
            LIMIT $3
            FOR UPDATE SKIP LOCKED)
         RETURNING owner_id`,
-      [options.expiringBefore, options.activeSince, options.limit, options.leaseSeconds],
+      [options.lookAheadSeconds ?? null, options.activeSince, options.limit, options.leaseSeconds],
     );
     // The postgres driver answers an UPDATE ... RETURNING with [rows, affectedCount].
     const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {

@@ -1,6 +1,8 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { dirname, resolve } from 'node:path';
 
 /** A Procore user as the fake knows it: what `GET /rest/v1.0/me` answers. */
 export interface FakeProcoreUser {
@@ -36,6 +38,29 @@ export interface FakeProcoreServerOptions {
   host?: string;
   /** Port to listen on. Default `0` (a free port chosen by the OS). */
   port?: number;
+  /**
+   * A JSON file that keeps the fake's state across restarts, for a sample app whose database
+   * (and the tokens in it) outlives the process. Default: none, nothing is ever written.
+   *
+   * When set, {@link FakeProcoreServer.start} loads the state from the file if it exists and
+   * rejects, naming the file, if it cannot be read or is not a state file this fake wrote; it
+   * never silently starts over. The state is the HS256 signing secret, every grant with its live
+   * refresh token and revoked flag, and the clock offset (so the fake clock, and with it token
+   * expiry, runs on while the server is down). Pending authorization codes, faults, latency,
+   * counters and the options themselves are not kept. A relative path is resolved against the
+   * working directory at start; a missing parent directory is created.
+   *
+   * The file is written at start and after every change of that state (grant created, refresh
+   * token rotated, grant revoked, clock moved), synchronously and atomically (`<file>.tmp`, then
+   * rename), with mode `0600`. Each write rewrites the whole file, so seeding thousands of
+   * grants with {@link FakeProcoreServer.issueTokens} is slow with a state file: leave it
+   * unset for benchmarks. Only one server may use a given file at a time.
+   *
+   * The file holds secrets of this FAKE server only (its signing secret and refresh tokens that
+   * nothing but this fake accepts), never anything of the real Procore. Keep it out of version
+   * control all the same.
+   */
+  stateFile?: string;
 }
 
 /**
@@ -160,6 +185,9 @@ const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 const DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024;
 const JWT_ISSUER = 'fake-procore';
 const SERVICE_ACCOUNT_SUBJECT = 'service-account';
+const JWT_SECRET_BYTES = 32;
+const STATE_FILE_VERSION = 1;
+const STATE_FILE_MODE = 0o600;
 
 /** Doorkeeper's wording (Procore's login host runs Doorkeeper), so error messages look familiar. */
 const INVALID_GRANT_DESCRIPTION =
@@ -175,6 +203,22 @@ interface Grant {
   /** The one live refresh token of the chain, if any. */
   refreshToken: string | undefined;
   revoked: boolean;
+}
+
+/** The content of {@link FakeProcoreServerOptions.stateFile}. Bump `version` on any change. */
+interface PersistedState {
+  readonly version: typeof STATE_FILE_VERSION;
+  /** The HS256 secret, base64url. */
+  readonly jwtSecret: string;
+  readonly clockOffsetMs: number;
+  readonly grants: readonly PersistedGrant[];
+}
+
+interface PersistedGrant {
+  readonly id: string;
+  readonly user: FakeProcoreUser | null;
+  readonly refreshToken: string | null;
+  readonly revoked: boolean;
 }
 
 /** An issued, not yet redeemed authorization code. The client is implied: the fake has one. */
@@ -218,6 +262,7 @@ type Reply = HttpReply | { type: 'hang' } | { type: 'reset' };
  * `POST /oauth/revoke`, `GET /oauth/token/info` and `GET /rest/v1.0/me`. Access tokens are HS256
  * JWTs signed with a per-server secret and checked against a clock that tests can move.
  * Faults can be injected into the token and revoke endpoints, and counters record every call.
+ * With {@link FakeProcoreServerOptions.stateFile} its grants and signing secret survive a restart.
  *
  * The fake logs nothing, so no token ever reaches a log.
  *
@@ -245,7 +290,9 @@ export class FakeProcoreServer {
   /** Call counters; the object is updated in place, {@link resetCounters} zeroes it. */
   readonly counters: FakeProcoreCounters = zeroCounters();
 
-  private readonly jwtSecret = randomBytes(32);
+  private readonly jwtSecret: Buffer;
+  /** Absolute path of the state file; undefined when nothing is persisted. */
+  private readonly stateFile: string | undefined;
   private readonly grants = new Map<string, Grant>();
   /** Live refresh tokens only: consuming or revoking one removes it. */
   private readonly refreshTokens = new Map<string, Grant>();
@@ -261,23 +308,32 @@ export class FakeProcoreServer {
     private readonly server: Server,
     url: string,
     options: FakeProcoreServerOptions,
+    stateFile: string | undefined,
+    state: PersistedState | undefined,
   ) {
     this.url = url;
+    this.stateFile = stateFile;
+    this.jwtSecret = state ? Buffer.from(state.jwtSecret, 'base64url') : randomBytes(JWT_SECRET_BYTES);
     this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
     this.clientSecret = options.clientSecret ?? DEFAULT_CLIENT_SECRET;
     this.user = { ...(options.user ?? DEFAULT_USER) };
     this.serviceAccountUser = { ...(options.serviceAccountUser ?? DEFAULT_SERVICE_ACCOUNT_USER) };
     this.tokenLatencyMs = options.tokenLatencyMs ?? 0;
     this.accessTokenTtlSeconds = options.accessTokenTtlSeconds ?? DEFAULT_ACCESS_TOKEN_TTL_SECONDS;
+    if (state) this.restore(state);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
   }
 
   /**
    * Starts a fake on `options.host` (default `127.0.0.1`) and `options.port` (default: any free
-   * port) and resolves once it accepts connections.
+   * port) and resolves once it accepts connections. With `options.stateFile`, it first loads the
+   * saved state (rejecting, with the file's name, if the file is unreadable or corrupt) and then
+   * writes the file, so an unwritable location also fails here.
    */
   static async start(options: FakeProcoreServerOptions = {}): Promise<FakeProcoreServer> {
     validateOptions(options);
+    const stateFile = options.stateFile === undefined ? undefined : resolve(options.stateFile);
+    const state = stateFile === undefined ? undefined : loadState(stateFile);
     const server = createServer();
     const host = options.host ?? DEFAULT_HOST;
     await new Promise<void>((resolve, reject) => {
@@ -288,7 +344,17 @@ export class FakeProcoreServer {
       });
     });
     const { port } = server.address() as AddressInfo;
-    return new FakeProcoreServer(server, `http://${formatHost(host)}:${port}`, options);
+    const procore = new FakeProcoreServer(server, `http://${formatHost(host)}:${port}`, options, stateFile, state);
+    if (stateFile !== undefined) {
+      try {
+        createParentDirectory(stateFile);
+        procore.persist();
+      } catch (error) {
+        await procore.close();
+        throw error;
+      }
+    }
+    return procore;
   }
 
   /** The fake's clock in epoch ms: real time, moved by {@link advanceClock} and {@link setClock}. */
@@ -305,6 +371,7 @@ export class FakeProcoreServer {
       throw new RangeError(`advanceClock(${seconds}): seconds must be a finite number >= 0; use setClock() to go back`);
     }
     this.clockOffsetMs += seconds * 1000;
+    this.persist();
   }
 
   /** Sets the fake clock to `epochMs`; it keeps running with real time from there. */
@@ -313,6 +380,7 @@ export class FakeProcoreServer {
       throw new RangeError(`setClock(${epochMs}): epochMs must be a finite number`);
     }
     this.clockOffsetMs = epochMs - Date.now();
+    this.persist();
   }
 
   /**
@@ -351,7 +419,9 @@ export class FakeProcoreServer {
    */
   issueTokens(userId: number = this.user.id): FakeProcoreTokenResponse {
     const user = userId === this.user.id ? { ...this.user } : generatedUser(userId);
-    return this.issueUserTokens(this.createGrant(user));
+    const tokens = this.issueUserTokens(this.createGrant(user));
+    this.persist();
+    return tokens;
   }
 
   /** Whether `refreshToken` would be accepted now (issued, not yet used, not revoked). */
@@ -371,7 +441,10 @@ export class FakeProcoreServer {
    */
   revokeToken(token: string): boolean {
     const grant = this.findGrant(token);
-    if (grant) this.revokeGrant(grant);
+    if (grant) {
+      this.revokeGrant(grant);
+      this.persist();
+    }
     return grant !== undefined;
   }
 
@@ -535,7 +608,9 @@ export class FakeProcoreServer {
     // Single use: any attempt burns the code, so a replay always fails.
     this.authorizationCodes.delete(code);
     if (!issued || !this.authorizationCodeMatches(issued, params)) return invalidGrant();
-    return json(200, this.issueUserTokens(this.createGrant(issued.user)), NO_STORE);
+    const tokens = this.issueUserTokens(this.createGrant(issued.user));
+    this.persist();
+    return json(200, tokens, NO_STORE);
   }
 
   private authorizationCodeMatches(issued: AuthorizationCode, params: URLSearchParams): boolean {
@@ -559,7 +634,9 @@ export class FakeProcoreServer {
       return invalidGrant();
     }
     this.counters.successfulRefreshes++;
-    return json(200, this.issueUserTokens(grant), NO_STORE);
+    const tokens = this.issueUserTokens(grant);
+    this.persist();
+    return json(200, tokens, NO_STORE);
   }
 
   private consumeRefreshToken(refreshToken: string): Grant | undefined {
@@ -574,6 +651,7 @@ export class FakeProcoreServer {
   private grantClientCredentials(): Reply {
     const grant = this.createGrant(undefined);
     const { accessToken, issuedAt } = this.signAccessToken(grant);
+    this.persist();
     return json(
       200,
       { access_token: accessToken, token_type: 'bearer', expires_in: this.accessTokenTtlSeconds, created_at: issuedAt },
@@ -700,6 +778,43 @@ export class FakeProcoreServer {
 
   private hmac(data: string): string {
     return createHmac('sha256', this.jwtSecret).update(data).digest('base64url');
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // State file
+
+  /**
+   * Writes the state file, if there is one; call after every change of the persisted state.
+   * A failed write throws (inside a request, the client gets a 500).
+   */
+  private persist(): void {
+    if (this.stateFile === undefined) return;
+    const state: PersistedState = {
+      version: STATE_FILE_VERSION,
+      jwtSecret: this.jwtSecret.toString('base64url'),
+      clockOffsetMs: this.clockOffsetMs,
+      grants: Array.from(this.grants.values(), (grant) => ({
+        id: grant.id,
+        user: grant.user ?? null,
+        refreshToken: grant.refreshToken ?? null,
+        revoked: grant.revoked,
+      })),
+    };
+    writeFileAtomically(this.stateFile, JSON.stringify(state));
+  }
+
+  private restore(state: PersistedState): void {
+    this.clockOffsetMs = state.clockOffsetMs;
+    for (const saved of state.grants) {
+      const grant: Grant = {
+        id: saved.id,
+        user: saved.user ?? undefined,
+        refreshToken: saved.refreshToken ?? undefined,
+        revoked: saved.revoked,
+      };
+      this.grants.set(grant.id, grant);
+      if (grant.refreshToken !== undefined) this.refreshTokens.set(grant.refreshToken, grant);
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -919,6 +1034,113 @@ function bearerToken(req: IncomingMessage): string | undefined {
 }
 
 // -----------------------------------------------------------------------------------------------
+// State file
+
+/** The saved state, or undefined when `file` does not exist; throws, naming `file`, otherwise. */
+function loadState(file: string): PersistedState | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`FakeProcoreServer: cannot read the state file ${file}`, { cause: error });
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new Error(`FakeProcoreServer: the state file ${file} is not valid JSON; fix or delete it`, { cause: error });
+  }
+  const problem = persistedStateProblem(value);
+  if (problem !== undefined) {
+    throw new Error(
+      `FakeProcoreServer: the state file ${file} is not a fake Procore state file (${problem}); fix or delete it`,
+    );
+  }
+  return value as PersistedState;
+}
+
+/** What is wrong with `value` as a {@link PersistedState}, or undefined when nothing is. */
+function persistedStateProblem(value: unknown): string | undefined {
+  if (!isRecord(value)) return 'not a JSON object';
+  if (value['version'] !== STATE_FILE_VERSION) return `unsupported version ${JSON.stringify(value['version'])}`;
+  const secret = value['jwtSecret'];
+  const secretBytes = typeof secret === 'string' ? Buffer.from(secret, 'base64url') : undefined;
+  // Node's base64url decoder skips what it does not understand, hence the round trip.
+  if (secretBytes?.length !== JWT_SECRET_BYTES || secretBytes.toString('base64url') !== secret) {
+    return 'bad jwtSecret';
+  }
+  if (typeof value['clockOffsetMs'] !== 'number' || !Number.isFinite(value['clockOffsetMs'])) {
+    return 'bad clockOffsetMs';
+  }
+  const grants = value['grants'];
+  if (!Array.isArray(grants)) return 'grants is not an array';
+  const ids = new Set<string>();
+  const refreshTokens = new Set<string>();
+  for (const [index, grant] of grants.entries()) {
+    if (!isPersistedGrant(grant)) return `bad grant at index ${index}`;
+    if (ids.has(grant.id)) return `duplicate grant id at index ${index}`;
+    ids.add(grant.id);
+    if (grant.refreshToken !== null) {
+      if (grant.revoked) return `revoked grant with a refresh token at index ${index}`;
+      if (refreshTokens.has(grant.refreshToken)) return `duplicate refresh token at index ${index}`;
+      refreshTokens.add(grant.refreshToken);
+    }
+  }
+  return undefined;
+}
+
+function isPersistedGrant(value: unknown): value is PersistedGrant {
+  return (
+    isRecord(value) &&
+    typeof value['id'] === 'string' &&
+    value['id'] !== '' &&
+    (value['user'] === null || isUser(value['user'])) &&
+    (value['refreshToken'] === null || (typeof value['refreshToken'] === 'string' && value['refreshToken'] !== '')) &&
+    typeof value['revoked'] === 'boolean'
+  );
+}
+
+function isUser(value: unknown): value is FakeProcoreUser {
+  return (
+    isRecord(value) &&
+    Number.isSafeInteger(value['id']) &&
+    typeof value['login'] === 'string' &&
+    typeof value['name'] === 'string'
+  );
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function createParentDirectory(file: string): void {
+  try {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  } catch (error) {
+    throw new Error(`FakeProcoreServer: cannot create the directory of the state file ${file}`, { cause: error });
+  }
+}
+
+/** Writes `<file>.tmp` with mode 0600, then renames it over `file`, so a reader never sees half a file. */
+function writeFileAtomically(file: string, data: string): void {
+  const temporary = `${file}.tmp`;
+  try {
+    const fd = openSync(temporary, 'w', STATE_FILE_MODE);
+    try {
+      // The mode of openSync applies only to a new file (and is subject to the umask).
+      fchmodSync(fd, STATE_FILE_MODE);
+      writeFileSync(fd, data);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temporary, file);
+  } catch (error) {
+    throw new Error(`FakeProcoreServer: cannot write the state file ${file}`, { cause: error });
+  }
+}
+
+// -----------------------------------------------------------------------------------------------
 // Small helpers
 
 function zeroCounters(): FakeProcoreCounters {
@@ -945,6 +1167,9 @@ function validateOptions(options: FakeProcoreServerOptions): void {
   const ttl = options.accessTokenTtlSeconds;
   if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) {
     throw new RangeError(`FakeProcoreServer: accessTokenTtlSeconds must be a positive integer, got ${ttl}`);
+  }
+  if (options.stateFile !== undefined && options.stateFile === '') {
+    throw new RangeError('FakeProcoreServer: stateFile must not be empty');
   }
   const latency = options.tokenLatencyMs;
   if (latency !== undefined && !(Number.isFinite(latency) && latency >= 0)) {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { openAccessToken, openRefreshToken, sealTokens } from '../crypto/connection-secrets.js';
@@ -60,7 +60,7 @@ function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
  * it can and refreshes, exactly once across instances, when it must.
  */
 @Injectable()
-export class ProcoreTokenService implements OnApplicationShutdown {
+export class ProcoreTokenService implements BeforeApplicationShutdown {
   private readonly logger = new Logger('ProcoreAuth');
   private readonly cache: AccessTokenCache;
   private readonly flights = new SingleFlight<IssuedAccessToken>();
@@ -238,7 +238,7 @@ export class ProcoreTokenService implements OnApplicationShutdown {
     this.cache.delete(normalizeOwner(ownerId));
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async beforeApplicationShutdown(): Promise<void> {
     await this.lastUsed.flush();
   }
 
