@@ -15,8 +15,15 @@ export type * from './interfaces/procore-connection.interface.js';
 export type * from './interfaces/procore-token-response.interface.js';
 export { ProcoreAuthGuard } from './http/procore-auth.guard.js';
 export type { ProcoreAuthRoutes } from './http/procore-auth-routes.js';
-export type { ProcoreUnauthorizedBody, ProcoreUnauthorizedReason } from './http/procore-http-errors.js';
-export { ProcoreToken, ProcoreTokenPipe, type ProcoreTokenOptions } from './http/procore-token.decorator.js';
+export type {
+  ProcoreUnauthorizedBody,
+  ProcoreUnauthorizedReason,
+} from './http/procore-http-errors.js';
+export {
+  ProcoreToken,
+  ProcoreTokenPipe,
+  type ProcoreTokenOptions,
+} from './http/procore-token.decorator.js';
 export { SkipProcoreAuth } from './http/skip-procore-auth.decorator.js';
 export { ProcoreOAuthController } from './oauth/procore-oauth.controller.js';
 export { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
@@ -37,7 +44,10 @@ export {
   type ConsumedState,
   type ProcoreOAuthStateRecord,
 } from './storage/procore-oauth-state.store.js';
-export { ProcoreTokenEntity, type ProcoreConnectionStatus } from './storage/procore-token.entity.js';
+export {
+  ProcoreTokenEntity,
+  type ProcoreConnectionStatus,
+} from './storage/procore-token.entity.js';
 export {
   ProcoreTokenStore,
   type ClaimOptions,

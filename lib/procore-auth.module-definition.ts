@@ -27,14 +27,20 @@ export const {
 } = new ConfigurableModuleBuilder<ProcoreAuthModuleOptions>({ moduleName: 'ProcoreAuth' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createProcoreAuthOptions')
-  .setExtras<ProcoreAuthModuleExtras>({ isGlobal: false, routes: undefined }, (definition, extras) => {
-    const routes = resolveProcoreAuthRoutes(extras.routes);
-    return {
-      ...definition,
-      global: extras.isGlobal,
-      controllers: routes.enabled ? [createProcoreOAuthController(routes.path)] : [],
-      providers: [...(definition.providers ?? []), { provide: PROCORE_AUTH_ROUTES, useValue: routes }],
-      exports: [...(definition.exports ?? []), PROCORE_AUTH_ROUTES],
-    };
-  })
+  .setExtras<ProcoreAuthModuleExtras>(
+    { isGlobal: false, routes: undefined },
+    (definition, extras) => {
+      const routes = resolveProcoreAuthRoutes(extras.routes);
+      return {
+        ...definition,
+        global: extras.isGlobal,
+        controllers: routes.enabled ? [createProcoreOAuthController(routes.path)] : [],
+        providers: [
+          ...(definition.providers ?? []),
+          { provide: PROCORE_AUTH_ROUTES, useValue: routes },
+        ],
+        exports: [...(definition.exports ?? []), PROCORE_AUTH_ROUTES],
+      };
+    },
+  )
   .build();

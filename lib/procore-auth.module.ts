@@ -20,7 +20,10 @@ import { ProcoreTokenService } from './tokens/procore-token.service.js';
 function registerEntities(dataSource: unknown): void {
   // forFeature() records the entities for autoLoadEntities; its repository providers are not
   // imported, so the module also works with a DataSource that TypeOrmModule does not manage.
-  TypeOrmModule.forFeature(procoreAuthEntities, typeof dataSource === 'string' ? dataSource : undefined);
+  TypeOrmModule.forFeature(
+    procoreAuthEntities,
+    typeof dataSource === 'string' ? dataSource : undefined,
+  );
 }
 
 /**

@@ -1,6 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it, expect, beforeEach, afterEach } from '@jest/globals';
-import { FakeProcoreServer, type FakeProcoreTokenResponse } from '../lib/testing/index.js';
+import {
+  FakeProcoreServer,
+  type FakeProcoreServerOptions,
+  type FakeProcoreTokenResponse,
+} from '../lib/testing/index.js';
 
 const REDIRECT_URI = 'https://app.example.com/procore/oauth/callback';
 
@@ -51,7 +58,11 @@ describe('FakeProcoreServer', () => {
     return code;
   }
 
-  function postForm(path: string, params: Record<string, string>, init: RequestInit = {}): Promise<Response> {
+  function postForm(
+    path: string,
+    params: Record<string, string>,
+    init: RequestInit = {},
+  ): Promise<Response> {
     return fetch(new URL(path, procore.url), {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -74,11 +85,20 @@ describe('FakeProcoreServer', () => {
   }
 
   function exchangeCode(code: string, extra: Record<string, string> = {}): Promise<TokenCall> {
-    return callToken({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, ...extra });
+    return callToken({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT_URI,
+      ...extra,
+    });
   }
 
   function refresh(refreshToken: string): Promise<TokenCall> {
-    return callToken({ grant_type: 'refresh_token', refresh_token: refreshToken, redirect_uri: REDIRECT_URI });
+    return callToken({
+      grant_type: 'refresh_token',
+      refresh_token: refreshToken,
+      redirect_uri: REDIRECT_URI,
+    });
   }
 
   function rawRefresh(refreshToken: string, init: RequestInit = {}): Promise<Response> {
@@ -92,11 +112,17 @@ describe('FakeProcoreServer', () => {
   }
 
   function me(accessToken: string): Promise<Response> {
-    return fetch(new URL('/rest/v1.0/me', procore.url), { headers: { authorization: `Bearer ${accessToken}` } });
+    return fetch(new URL('/rest/v1.0/me', procore.url), {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
   }
 
   function revoke(token: string, clientSecret = procore.clientSecret): Promise<Response> {
-    return postForm('/oauth/revoke', { token, client_id: procore.clientId, client_secret: clientSecret });
+    return postForm('/oauth/revoke', {
+      token,
+      client_id: procore.clientId,
+      client_secret: clientSecret,
+    });
   }
 
   function asTokens(call: TokenCall): FakeProcoreTokenResponse {
@@ -135,7 +161,11 @@ describe('FakeProcoreServer', () => {
 
       const profile = await me(tokens.access_token);
       expect(profile.status).toBe(200);
-      expect(await profile.json()).toEqual({ id: 4242, login: 'ada@example.com', name: 'Ada Lovelace' });
+      expect(await profile.json()).toEqual({
+        id: 4242,
+        login: 'ada@example.com',
+        name: 'Ada Lovelace',
+      });
       expect(procore.counters).toMatchObject({ authorize: 1, authorizationCode: 1, me: 1 });
     });
 
@@ -183,7 +213,9 @@ describe('FakeProcoreServer', () => {
       const challenge = createHash('sha256').update(verifier).digest('base64url');
       const pkce = { code_challenge: challenge, code_challenge_method: 'S256' };
 
-      const wrong = await exchangeCode(await authorizationCode(pkce), { code_verifier: 'not-the-verifier' });
+      const wrong = await exchangeCode(await authorizationCode(pkce), {
+        code_verifier: 'not-the-verifier',
+      });
       expect(wrong.body['error']).toBe('invalid_grant');
       const missing = await exchangeCode(await authorizationCode(pkce));
       expect(missing.body['error']).toBe('invalid_grant');
@@ -230,9 +262,16 @@ describe('FakeProcoreServer', () => {
   describe('token endpoint', () => {
     it('answers invalid_client for a wrong client secret and leaves the refresh token alone', async () => {
       const { refresh_token } = procore.issueTokens();
-      const call = await callToken({ grant_type: 'refresh_token', refresh_token, client_secret: 'wrong' });
+      const call = await callToken({
+        grant_type: 'refresh_token',
+        refresh_token,
+        client_secret: 'wrong',
+      });
       expect(call.status).toBe(401);
-      expect(call.body).toMatchObject({ error: 'invalid_client', error_description: expect.any(String) });
+      expect(call.body).toMatchObject({
+        error: 'invalid_client',
+        error_description: expect.any(String),
+      });
       expect(procore.isRefreshTokenActive(refresh_token)).toBe(true);
     });
 
@@ -284,7 +323,11 @@ describe('FakeProcoreServer', () => {
       expect(reuse.body['error']).toBe('invalid_grant');
       expect(procore.isRefreshTokenActive(first.refresh_token)).toBe(false);
       expect(procore.isRefreshTokenActive(second.refresh_token)).toBe(true);
-      expect(procore.counters).toMatchObject({ refreshToken: 2, successfulRefreshes: 1, rejectedRefreshTokens: 1 });
+      expect(procore.counters).toMatchObject({
+        refreshToken: 2,
+        successfulRefreshes: 1,
+        rejectedRefreshTokens: 1,
+      });
     });
 
     it('lets exactly one of 200 concurrent refreshes with the same token succeed, under latency', async () => {
@@ -292,7 +335,11 @@ describe('FakeProcoreServer', () => {
       const { refresh_token } = procore.issueTokens();
       const calls = await Promise.all(Array.from({ length: 200 }, () => refresh(refresh_token)));
       expect(calls.filter((call) => call.status === 200)).toHaveLength(1);
-      expect(procore.counters).toMatchObject({ refreshToken: 200, successfulRefreshes: 1, rejectedRefreshTokens: 199 });
+      expect(procore.counters).toMatchObject({
+        refreshToken: 200,
+        successfulRefreshes: 1,
+        rejectedRefreshTokens: 199,
+      });
     });
 
     it('counts an unknown refresh token as rejected', async () => {
@@ -310,7 +357,11 @@ describe('FakeProcoreServer', () => {
 
       const retry = await refresh(refresh_token);
       expect(retry.body['error']).toBe('invalid_grant');
-      expect(procore.counters).toMatchObject({ refreshToken: 2, successfulRefreshes: 1, rejectedRefreshTokens: 1 });
+      expect(procore.counters).toMatchObject({
+        refreshToken: 2,
+        successfulRefreshes: 1,
+        rejectedRefreshTokens: 1,
+      });
     });
 
     it('keeps the refresh token usable when a 503 answers before the token service is reached', async () => {
@@ -370,7 +421,9 @@ describe('FakeProcoreServer', () => {
       procore.injectFault({ kind: 'hang' });
       const { refresh_token } = procore.issueTokens();
 
-      await expect(rawRefresh(refresh_token, { signal: AbortSignal.timeout(100) })).rejects.toThrow();
+      await expect(
+        rawRefresh(refresh_token, { signal: AbortSignal.timeout(100) }),
+      ).rejects.toThrow();
       expect(procore.isRefreshTokenActive(refresh_token)).toBe(true);
 
       const started = performance.now();
@@ -455,7 +508,10 @@ describe('FakeProcoreServer', () => {
 
     it('can fault the revoke endpoint after the revocation happened', async () => {
       const { refresh_token, access_token } = procore.issueTokens();
-      procore.injectFault({ kind: 'status', status: 500, consumeRefreshToken: true }, { path: '/oauth/revoke' });
+      procore.injectFault(
+        { kind: 'status', status: 500, consumeRefreshToken: true },
+        { path: '/oauth/revoke' },
+      );
 
       expect((await revoke(refresh_token)).status).toBe(500);
       expect(procore.isAccessTokenValid(access_token)).toBe(false);
@@ -610,9 +666,170 @@ describe('FakeProcoreServer', () => {
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: 'not_found' });
 
-    const huge = await postForm('/oauth/token', { grant_type: 'refresh_token', refresh_token: 'x'.repeat(70 * 1024) });
+    const huge = await postForm('/oauth/token', {
+      grant_type: 'refresh_token',
+      refresh_token: 'x'.repeat(70 * 1024),
+    });
     expect(huge.status).toBe(413);
     expect(procore.counters.refreshToken).toBe(0);
+  });
+
+  // --- state file -----------------------------------------------------------------------------------
+
+  describe('stateFile', () => {
+    let dir: string;
+
+    beforeEach(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'fake-procore-state-'));
+    });
+
+    afterEach(async () => {
+      await procore.close();
+      await rm(dir, { recursive: true, force: true });
+    });
+
+    /** Closes the current server and starts another one; the helpers above then talk to it. */
+    async function restart(options: FakeProcoreServerOptions): Promise<void> {
+      await procore.close();
+      procore = await FakeProcoreServer.start(options);
+    }
+
+    it('keeps the signing secret, grants and rotations across restarts', async () => {
+      const stateFile = join(dir, 'nested', 'fake-procore.json');
+      await restart({ stateFile });
+      procore.setClock(Date.UTC(2030, 0, 1));
+      const first = asTokens(await exchangeCode(await authorizationCode()));
+      expect(await readdir(join(dir, 'nested'))).toEqual(['fake-procore.json']);
+      if (process.platform !== 'win32') expect((await stat(stateFile)).mode & 0o777).toBe(0o600);
+
+      await restart({ stateFile });
+      expect(procore.now()).toBeGreaterThanOrEqual(Date.UTC(2030, 0, 1));
+      expect(procore.now()).toBeLessThan(Date.UTC(2030, 0, 1) + 60_000);
+      const profile = await me(first.access_token);
+      expect(profile.status).toBe(200);
+      expect(await profile.json()).toEqual({
+        id: 4242,
+        login: 'ada@example.com',
+        name: 'Ada Lovelace',
+      });
+      const second = asTokens(await refresh(first.refresh_token));
+      const reuse = await refresh(first.refresh_token);
+      expect(reuse.status).toBe(400);
+      expect(reuse.body['error']).toBe('invalid_grant');
+
+      await restart({ stateFile });
+      expect(procore.isRefreshTokenActive(first.refresh_token)).toBe(false);
+      expect(procore.isRefreshTokenActive(second.refresh_token)).toBe(true);
+      expect((await me(second.access_token)).status).toBe(200);
+      expect((await refresh(first.refresh_token)).body['error']).toBe('invalid_grant');
+      expect((await refresh(second.refresh_token)).status).toBe(200);
+    });
+
+    it('keeps revocations, service-account grants and clock moves, but not codes, faults or counters', async () => {
+      const stateFile = join(dir, 'state.json');
+      await restart({ stateFile });
+      const revoked = procore.issueTokens();
+      const kept = procore.issueTokens(7);
+      expect((await revoke(revoked.refresh_token)).status).toBe(200);
+      const service = await callToken({ grant_type: 'client_credentials' });
+      const pendingCode = await authorizationCode();
+      procore.injectFault({ kind: 'status', status: 500 }, { times: 5 });
+      procore.advanceClock(3600);
+
+      await restart({ stateFile });
+      expect(Object.values(procore.counters).every((value) => value === 0)).toBe(true);
+      expect(procore.now() - Date.now()).toBeGreaterThan(3_590_000);
+      expect(procore.now() - Date.now()).toBeLessThanOrEqual(3_600_000);
+      expect(await (await me(revoked.access_token)).json()).toMatchObject({
+        error: 'invalid_token',
+        error_description: 'The access token was revoked',
+      });
+      expect(procore.isRefreshTokenActive(revoked.refresh_token)).toBe(false);
+      expect(await (await me(service.body['access_token'] as string)).json()).toEqual(
+        procore.serviceAccountUser,
+      );
+      expect(await (await me(kept.access_token)).json()).toMatchObject({ id: 7 });
+      expect((await exchangeCode(pendingCode)).body['error']).toBe('invalid_grant');
+      procore.advanceClock(1800);
+      expect(procore.isAccessTokenValid(kept.access_token)).toBe(false);
+      expect((await refresh(kept.refresh_token)).status).toBe(200);
+    });
+
+    it('rewrites the file after every change that matters, and only then', async () => {
+      const stateFile = join(dir, 'state.json');
+      await restart({ stateFile });
+      let saved = await readFile(stateFile, 'utf8');
+      async function expectRewritten(changed: boolean): Promise<void> {
+        const now = await readFile(stateFile, 'utf8');
+        if (changed) expect(now).not.toBe(saved);
+        else expect(now).toBe(saved);
+        saved = now;
+      }
+
+      const seeded = procore.issueTokens();
+      await expectRewritten(true);
+      const viaCode = asTokens(await exchangeCode(await authorizationCode()));
+      await expectRewritten(true);
+      await refresh(viaCode.refresh_token);
+      await expectRewritten(true);
+      await callToken({ grant_type: 'client_credentials' });
+      await expectRewritten(true);
+      await revoke(viaCode.access_token);
+      await expectRewritten(true);
+      procore.revokeToken(seeded.refresh_token);
+      await expectRewritten(true);
+      procore.advanceClock(1);
+      await expectRewritten(true);
+      procore.setClock(Date.UTC(2030, 0, 1));
+      await expectRewritten(true);
+
+      await refresh(viaCode.refresh_token);
+      await me(seeded.access_token);
+      await authorizationCode();
+      procore.injectFault({ kind: 'status', status: 500 });
+      await expectRewritten(false);
+      expect(await readdir(dir)).toEqual(['state.json']);
+    });
+
+    it('refuses to start from a corrupt or unreadable file, naming it, and leaves the file alone', async () => {
+      const stateFile = join(dir, 'state.json');
+      await writeFile(stateFile, '{"version":1,"jwtSec');
+      await expect(FakeProcoreServer.start({ stateFile })).rejects.toThrow(stateFile);
+      expect(await readFile(stateFile, 'utf8')).toBe('{"version":1,"jwtSec');
+
+      await writeFile(
+        stateFile,
+        JSON.stringify({ version: 1, jwtSecret: 'short', clockOffsetMs: 0, grants: [] }),
+      );
+      await expect(FakeProcoreServer.start({ stateFile })).rejects.toThrow(
+        `the state file ${stateFile} is not a fake Procore state file (bad jwtSecret)`,
+      );
+
+      const directory = join(dir, 'a-directory');
+      await mkdir(directory);
+      await expect(FakeProcoreServer.start({ stateFile: directory })).rejects.toThrow(
+        `cannot read the state file ${directory}`,
+      );
+    });
+
+    it('writes nothing without a stateFile', async () => {
+      const cwd = process.cwd();
+      process.chdir(dir);
+      try {
+        await restart({});
+        const first = asTokens(await exchangeCode(await authorizationCode()));
+        const second = asTokens(await refresh(first.refresh_token));
+        await callToken({ grant_type: 'client_credentials' });
+        procore.issueTokens(9);
+        await revoke(second.access_token);
+        procore.advanceClock(60);
+        procore.setClock(Date.UTC(2030, 0, 1));
+        await procore.close();
+      } finally {
+        process.chdir(cwd);
+      }
+      expect(await readdir(dir)).toEqual([]);
+    });
   });
 
   it('starts with the given options', async () => {

@@ -1,7 +1,21 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  jest,
+} from '@jest/globals';
 import request from 'supertest';
 import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
-import { createHttpTestApp, ownerFromHeader, type HttpTestApp, type Platform } from './support/procore-http-app.js';
+import {
+  createHttpTestApp,
+  ownerFromHeader,
+  type HttpTestApp,
+  type Platform,
+} from './support/procore-http-app.js';
 import { expireStoredToken, fakeProcoreOptions, migrate } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import type { DataSource } from 'typeorm';
@@ -42,12 +56,20 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       .expect(302);
     const approved = await fetch(start.headers.location, { redirect: 'manual' });
     const callback = new URL(approved.headers.get('location') as string);
-    return { code: callback.searchParams.get('code') as string, state: callback.searchParams.get('state') as string, location: start.headers.location as string };
+    return {
+      code: callback.searchParams.get('code') as string,
+      state: callback.searchParams.get('state') as string,
+      location: start.headers.location as string,
+    };
   }
 
   async function connect(ownerId: string) {
     const { code, state } = await startConnection(ownerId);
-    await request(server()).get('/procore/oauth/callback').query({ code, state }).set('x-user-id', ownerId).expect(200);
+    await request(server())
+      .get('/procore/oauth/callback')
+      .query({ code, state })
+      .set('x-user-id', ownerId)
+      .expect(200);
   }
 
   it('connects through the OAuth routes and serves /me with @ProcoreToken()', async () => {
@@ -55,7 +77,10 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
     const { code, state, location } = await startConnection(ownerId, '/projects');
     expect(location.startsWith(`${fake.url}/oauth/authorize?`)).toBe(true);
 
-    const callback = await request(server()).get('/procore/oauth/callback').query({ code, state }).set('x-user-id', ownerId);
+    const callback = await request(server())
+      .get('/procore/oauth/callback')
+      .query({ code, state })
+      .set('x-user-id', ownerId);
     expect(callback.status).toBe(302);
     expect(callback.headers.location).toBe('/projects');
 
@@ -66,7 +91,11 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
   it('answers the callback with JSON when no returnTo was given', async () => {
     const ownerId = nextOwner();
     const { code, state } = await startConnection(ownerId);
-    const response = await request(server()).get('/procore/oauth/callback').query({ code, state }).set('x-user-id', ownerId).expect(200);
+    const response = await request(server())
+      .get('/procore/oauth/callback')
+      .query({ code, state })
+      .set('x-user-id', ownerId)
+      .expect(200);
     expect(response.body).toMatchObject({ connected: true, ownerId, status: 'active' });
     expect(JSON.stringify(response.body)).not.toMatch(/token/i);
   });
@@ -85,16 +114,27 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
   it('answers 401 not_connected for a user who never connected, from the decorator and from the guard', async () => {
     for (const path of ['/me', '/guarded']) {
       const response = await request(server()).get(path).set('x-user-id', nextOwner()).expect(401);
-      expect(response.body).toMatchObject({ statusCode: 401, reason: 'not_connected', authorizePath: '/procore/oauth/authorize' });
+      expect(response.body).toMatchObject({
+        statusCode: 401,
+        reason: 'not_connected',
+        authorizePath: '/procore/oauth/authorize',
+      });
     }
   });
 
   it('answers 401 reauthorization_required when Procore rejected the grant', async () => {
     const ownerId = nextOwner();
     await connect(ownerId);
-    const dataSource = http.app.get<DataSource>((await import('@nestjs/typeorm')).getDataSourceToken());
-    const [row] = await dataSource.query('SELECT refresh_token FROM procore_oauth_tokens WHERE owner_id = $1', [ownerId]);
-    fake.revokeToken(http.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${ownerId}`));
+    const dataSource = http.app.get<DataSource>(
+      (await import('@nestjs/typeorm')).getDataSourceToken(),
+    );
+    const [row] = await dataSource.query(
+      'SELECT refresh_token FROM procore_oauth_tokens WHERE owner_id = $1',
+      [ownerId],
+    );
+    fake.revokeToken(
+      http.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${ownerId}`),
+    );
     await expireStoredToken(dataSource, fake, ownerId);
     http.service.evict(ownerId);
 
@@ -136,32 +176,47 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
 
     it('missing state', async () => {
       const { code } = await startConnection(ownerId);
-      expect((await callback({ code }).expect(400)).body).toMatchObject({ statusCode: 400, error: 'missing_state' });
+      expect((await callback({ code }).expect(400)).body).toMatchObject({
+        statusCode: 400,
+        error: 'missing_state',
+      });
     });
 
     it('unknown state', async () => {
       const { code } = await startConnection(ownerId);
-      expect((await callback({ code, state: 'forged-state' }).expect(400)).body).toMatchObject({ error: 'unknown_state' });
+      expect((await callback({ code, state: 'forged-state' }).expect(400)).body).toMatchObject({
+        error: 'unknown_state',
+      });
     });
 
     it('reused state', async () => {
       const { code, state } = await startConnection(ownerId);
       await callback({ code, state }).expect(200);
       before = await http.service.getConnection(ownerId);
-      expect((await callback({ code, state }).expect(400)).body).toMatchObject({ error: 'unknown_state' });
+      expect((await callback({ code, state }).expect(400)).body).toMatchObject({
+        error: 'unknown_state',
+      });
     });
 
     it('expired state', async () => {
       const { code, state } = await startConnection(ownerId);
-      const dataSource = http.app.get<DataSource>((await import('@nestjs/typeorm')).getDataSourceToken());
-      await dataSource.query(`UPDATE procore_oauth_states SET expires_at = now() - interval '1 second'`);
-      expect((await callback({ code, state }).expect(400)).body).toMatchObject({ error: 'expired_state' });
+      const dataSource = http.app.get<DataSource>(
+        (await import('@nestjs/typeorm')).getDataSourceToken(),
+      );
+      await dataSource.query(
+        `UPDATE procore_oauth_states SET expires_at = now() - interval '1 second'`,
+      );
+      expect((await callback({ code, state }).expect(400)).body).toMatchObject({
+        error: 'expired_state',
+      });
     });
 
     it('state of another owner', async () => {
       const other = nextOwner();
       const { code, state } = await startConnection(other);
-      expect((await callback({ code, state }, ownerId).expect(400)).body).toMatchObject({ error: 'owner_mismatch' });
+      expect((await callback({ code, state }, ownerId).expect(400)).body).toMatchObject({
+        error: 'owner_mismatch',
+      });
       expect(await http.service.getConnection(other)).toBeNull();
     });
 
@@ -173,17 +228,25 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
     it("Procore's error=access_denied", async () => {
       fake.denyNextAuthorization();
       const { state } = await startConnection(ownerId);
-      expect((await callback({ state, error: 'access_denied' }).expect(400)).body).toMatchObject({ error: 'access_denied' });
+      expect((await callback({ state, error: 'access_denied' }).expect(400)).body).toMatchObject({
+        error: 'access_denied',
+      });
     });
 
     it('repeated parameters', async () => {
       const { code, state } = await startConnection(ownerId);
-      expect((await callback({ code, state: [state, state] }).expect(400)).body).toMatchObject({ error: 'malformed_callback' });
+      expect((await callback({ code, state: [state, state] }).expect(400)).body).toMatchObject({
+        error: 'malformed_callback',
+      });
     });
 
     it('an absolute or foreign returnTo (open redirect)', async () => {
       for (const returnTo of ['https://evil.example/x', '//evil.example', '/\\evil.example']) {
-        const response = await request(server()).get('/procore/oauth/authorize').query({ returnTo }).set('x-user-id', ownerId).expect(400);
+        const response = await request(server())
+          .get('/procore/oauth/authorize')
+          .query({ returnTo })
+          .set('x-user-id', ownerId)
+          .expect(400);
         expect(response.body).toMatchObject({ error: 'invalid_return_to' });
       }
     });

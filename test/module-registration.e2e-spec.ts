@@ -304,26 +304,23 @@ describe('ProcoreAuthModule registration (real PostgreSQL, fake Procore)', () =>
   });
 
   describe('storage', () => {
-    it(
-      'uses a DataSource instance given as the dataSource option, with no TypeOrmModule at all',
-      async () => {
-        const dataSource = new DataSource({
-          type: 'postgres',
-          url: database.url,
-          entities: procoreAuthEntities,
-        });
-        await dataSource.initialize();
-        cleanups.push(() => dataSource.destroy());
+    it('uses a DataSource instance given as the dataSource option, with no TypeOrmModule at all', async () => {
+      const dataSource = new DataSource({
+        type: 'postgres',
+        url: database.url,
+        entities: procoreAuthEntities,
+      });
+      await dataSource.initialize();
+      cleanups.push(() => dataSource.destroy());
 
-        const booted = await bootstrap([
-          ProcoreAuthModule.forRoot(fakeProcoreOptions(fake, { dataSource })),
-        ]);
+      const booted = await bootstrap([
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake, { dataSource })),
+      ]);
 
-        const service = booted.get(ProcoreTokenService);
-        await expectWorkingTokenService(service);
-        await expectConnectionStoredIn(service, dataSource);
-      },
-    );
+      const service = booted.get(ProcoreTokenService);
+      await expectWorkingTokenService(service);
+      await expectConnectionStoredIn(service, dataSource);
+    });
 
     it("uses the DataSource named by the dataSource option (TypeOrmModule.forRoot({ name: 'procore' }))", async () => {
       const booted = await bootstrap([

@@ -100,7 +100,11 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect(after.version).toBe((before.version as number) + 1);
     expect((after.expires_at as Date).getTime()).toBeGreaterThan(Date.now() + 5000 * 1000);
     expect(instance.events).toContainEqual(
-      expect.objectContaining({ type: ProcoreAuthEventType.TokenRefreshed, ownerId, trigger: 'request' }),
+      expect.objectContaining({
+        type: ProcoreAuthEventType.TokenRefreshed,
+        ownerId,
+        trigger: 'request',
+      }),
     );
 
     // Later calls use the stored token; the rejected-token counter proves the old one is never sent.
@@ -166,13 +170,24 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect(error).toBeInstanceOf(ProcoreReauthorizationRequiredError);
     expect(error).toMatchObject({ reason: 'reauthorization_required', causeCode: 'invalid_grant' });
     const row = await rawRow(instance.dataSource, ownerId);
-    expect(row).toMatchObject({ status: 'reauthorization_required', last_error_code: 'invalid_grant', access_token: null, refresh_token: null });
+    expect(row).toMatchObject({
+      status: 'reauthorization_required',
+      last_error_code: 'invalid_grant',
+      access_token: null,
+      refresh_token: null,
+    });
     expect(instance.events).toContainEqual(
-      expect.objectContaining({ type: ProcoreAuthEventType.ReauthorizationRequired, ownerId, cause: 'invalid_grant' }),
+      expect.objectContaining({
+        type: ProcoreAuthEventType.ReauthorizationRequired,
+        ownerId,
+        cause: 'invalid_grant',
+      }),
     );
     // No further call reaches Procore for this owner.
     fake.resetCounters();
-    await expect(instance.service.getAccessToken(ownerId)).rejects.toBeInstanceOf(ProcoreReauthorizationRequiredError);
+    await expect(instance.service.getAccessToken(ownerId)).rejects.toBeInstanceOf(
+      ProcoreReauthorizationRequiredError,
+    );
     expect(fake.counters.refreshToken).toBe(0);
   });
 
@@ -188,13 +203,19 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect(fake.counters.refreshToken).toBe(2);
     expect(fake.counters.successfulRefreshes).toBe(1);
     expect(fake.counters.rejectedRefreshTokens).toBe(0);
-    expect(await rawRow(instance.dataSource, ownerId)).toMatchObject({ status: 'active', failure_count: 0 });
+    expect(await rawRow(instance.dataSource, ownerId)).toMatchObject({
+      status: 'active',
+      failure_count: 0,
+    });
   });
 
   it('records refresh_response_lost when the 503 came after Procore consumed the refresh token', async () => {
     const ownerId = await connected();
     await expireStoredToken(instance.dataSource, fake, ownerId);
-    fake.injectFault({ kind: 'status', status: 503, consumeRefreshToken: true }, { grantType: 'refresh_token' });
+    fake.injectFault(
+      { kind: 'status', status: 503, consumeRefreshToken: true },
+      { grantType: 'refresh_token' },
+    );
     fake.resetCounters();
 
     const error = await instance.service.getAccessToken(ownerId).catch((e: unknown) => e);
@@ -207,7 +228,11 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
       last_error_code: 'refresh_response_lost',
     });
     expect(instance.events).toContainEqual(
-      expect.objectContaining({ type: ProcoreAuthEventType.ReauthorizationRequired, ownerId, cause: 'refresh_response_lost' }),
+      expect.objectContaining({
+        type: ProcoreAuthEventType.ReauthorizationRequired,
+        ownerId,
+        cause: 'refresh_response_lost',
+      }),
     );
   });
 
@@ -239,9 +264,17 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect(error).toBeInstanceOf(ProcoreTokenRefreshError);
     expect((error as Error).cause).toBeInstanceOf(ProcoreTimeoutError);
     const row = await rawRow(instance.dataSource, ownerId);
-    expect(row).toMatchObject({ status: 'active', failure_count: 1, last_error_code: 'refresh_outcome_unknown' });
+    expect(row).toMatchObject({
+      status: 'active',
+      failure_count: 1,
+      last_error_code: 'refresh_outcome_unknown',
+    });
     expect(instance.events).toContainEqual(
-      expect.objectContaining({ type: ProcoreAuthEventType.RefreshFailed, ownerId, errorCode: 'timeout' }),
+      expect.objectContaining({
+        type: ProcoreAuthEventType.RefreshFailed,
+        ownerId,
+        errorCode: 'timeout',
+      }),
     );
   });
 
@@ -262,7 +295,11 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect((error as Error).message).toMatch(/PROCORE_CLIENT_SECRET/);
     expect((error as Error).message).not.toContain('wrong-secret');
     const after = await rawRow(instance.dataSource, ownerId);
-    expect(after).toMatchObject({ status: 'active', refresh_token: before.refresh_token, version: before.version });
+    expect(after).toMatchObject({
+      status: 'active',
+      refresh_token: before.refresh_token,
+      version: before.version,
+    });
   });
 
   it.each([
@@ -270,24 +307,27 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     ['invalid JSON', { kind: 'invalid-json' as const }, 'not_json'],
     ['an oversized body', { kind: 'oversized' as const }, 'too_large'],
     ['no access_token', { kind: 'missing-access-token' as const }, 'missing_access_token'],
-  ])('rejects a token response with %s as a typed error and stores nothing from it', async (_name, fault, problem) => {
-    const ownerId = await connected();
-    await expireStoredToken(instance.dataSource, fake, ownerId);
-    const before = await rawRow(instance.dataSource, ownerId);
-    fake.injectFault(fault, { grantType: 'refresh_token' });
+  ])(
+    'rejects a token response with %s as a typed error and stores nothing from it',
+    async (_name, fault, problem) => {
+      const ownerId = await connected();
+      await expireStoredToken(instance.dataSource, fake, ownerId);
+      const before = await rawRow(instance.dataSource, ownerId);
+      fake.injectFault(fault, { grantType: 'refresh_token' });
 
-    const error = await instance.service.getAccessToken(ownerId).catch((e: unknown) => e);
+      const error = await instance.service.getAccessToken(ownerId).catch((e: unknown) => e);
 
-    expect(error).toBeInstanceOf(ProcoreInvalidResponseError);
-    expect(error).toMatchObject({ problem });
-    const after = await rawRow(instance.dataSource, ownerId);
-    expect(after).toMatchObject({
-      access_token: before.access_token,
-      refresh_token: before.refresh_token,
-      version: before.version,
-      status: 'active',
-    });
-  });
+      expect(error).toBeInstanceOf(ProcoreInvalidResponseError);
+      expect(error).toMatchObject({ problem });
+      const after = await rawRow(instance.dataSource, ownerId);
+      expect(after).toMatchObject({
+        access_token: before.access_token,
+        refresh_token: before.refresh_token,
+        version: before.version,
+        status: 'active',
+      });
+    },
+  );
 
   it('keeps the old refresh token when a refresh response carries none', async () => {
     const ownerId = nextOwner();
@@ -299,7 +339,10 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     const refresher = instance.service['refresher'];
     const client = refresher['client'];
     const original = client.refresh.bind(client);
-    client.refresh = async (token: string) => ({ ...(await original(token)), refresh_token: undefined });
+    client.refresh = async (token: string) => ({
+      ...(await original(token)),
+      refresh_token: undefined,
+    });
     try {
       await instance.service.getAccessToken(ownerId);
     } finally {

@@ -48,7 +48,10 @@ describe('the sample app, end to end', () => {
     const server = app.getHttpServer();
 
     // Start the connection: our route sends the user to Procore's authorize URL.
-    const start = await request(server).get('/procore/oauth/authorize?returnTo=/me').set(alice).expect(302);
+    const start = await request(server)
+      .get('/procore/oauth/authorize?returnTo=/me')
+      .set(alice)
+      .expect(302);
     expect(start.headers.location).toMatch(new RegExp(`^${fake.url}/oauth/authorize\\?`));
 
     // Procore (the fake) approves and redirects to the callback with code and state.
@@ -56,7 +59,10 @@ describe('the sample app, end to end', () => {
     const callback = new URL(approved.headers.get('location') as string);
     expect(callback.pathname).toBe('/procore/oauth/callback');
 
-    const done = await request(server).get(`${callback.pathname}${callback.search}`).set(alice).expect(302);
+    const done = await request(server)
+      .get(`${callback.pathname}${callback.search}`)
+      .set(alice)
+      .expect(302);
     expect(done.headers.location).toBe('/me');
 
     const me = await request(server).get('/me').set(alice).expect(200);
@@ -67,7 +73,21 @@ describe('the sample app, end to end', () => {
 
     // Three hours later (both the app's and the fake's clocks): the token expired long ago.
     fake.resetCounters();
-    jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'clearImmediate', 'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'queueMicrotask', 'hrtime', 'performance'], advanceTimers: true });
+    jest.useFakeTimers({
+      doNotFake: [
+        'nextTick',
+        'setImmediate',
+        'clearImmediate',
+        'setTimeout',
+        'clearTimeout',
+        'setInterval',
+        'clearInterval',
+        'queueMicrotask',
+        'hrtime',
+        'performance',
+      ],
+      advanceTimers: true,
+    });
     jest.setSystemTime(Date.now() + 3 * 60 * 60 * 1000);
 
     await request(server).get('/me').set(alice).expect(200, fake.user);
@@ -79,6 +99,9 @@ describe('the sample app, end to end', () => {
     await request(server).delete('/connection').set(alice).expect(200, { revoked: true });
     expect(fake.counters.revoke).toBe(1);
     const after = await request(server).get('/me').set(alice).expect(401);
-    expect(after.body).toMatchObject({ reason: 'not_connected', authorizePath: '/procore/oauth/authorize' });
+    expect(after.body).toMatchObject({
+      reason: 'not_connected',
+      authorizePath: '/procore/oauth/authorize',
+    });
   });
 });

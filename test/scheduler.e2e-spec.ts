@@ -57,7 +57,9 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     const prefix = `batch${++batch}-`;
     const owners = Array.from({ length: count }, (_, i) => `${prefix}${i}`);
     for (let i = 0; i < owners.length; i += 50) {
-      await Promise.all(owners.slice(i, i + 50).map((owner) => app.service.importTokens(owner, fake.issueTokens())));
+      await Promise.all(
+        owners.slice(i, i + 50).map((owner) => app.service.importTokens(owner, fake.issueTokens())),
+      );
     }
     await app.dataSource.query(
       `UPDATE procore_oauth_tokens SET expires_at = now() + interval '5 minutes' WHERE owner_id LIKE $1`,
@@ -77,9 +79,13 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
   it('refreshes 1,000 due connections exactly once each when 3 instances run the job at once', async () => {
     const instances = [await start(), await start(), await start()];
     const owners = await seedDue(instances[0], 1000);
-    const before = new Map((await rows(instances[0], owners)).map((row) => [row.owner_id, row.version]));
+    const before = new Map(
+      (await rows(instances[0], owners)).map((row) => [row.owner_id, row.version]),
+    );
 
-    const summaries = await Promise.all(instances.map((app) => app.app.get(TokenRefreshScheduler).runTick()));
+    const summaries = await Promise.all(
+      instances.map((app) => app.app.get(TokenRefreshScheduler).runTick()),
+    );
 
     expect(summaries.reduce((sum, s) => sum + s.refreshed, 0)).toBe(1000);
     expect(summaries.reduce((sum, s) => sum + s.claimed, 0)).toBe(1000); // no connection claimed twice
@@ -95,7 +101,9 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
       expect(row.expires_at.getTime()).toBeGreaterThan(Date.now() + 60 * 60 * 1000);
     }
     // Every stored token works at Procore: none lost.
-    const tokens = await Promise.all(owners.map((owner) => instances[1].service.getAccessToken(owner)));
+    const tokens = await Promise.all(
+      owners.map((owner) => instances[1].service.getAccessToken(owner)),
+    );
     expect(tokens.every((token) => fake.isAccessTokenValid(token))).toBe(true);
     expect(fake.counters.refreshToken).toBe(1000);
   });
@@ -104,7 +112,10 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     const [requests, scheduler] = [await start(), await start()];
     const [owner] = await seedDue(requests, 1);
     // Make the stored token stale for the request path too.
-    await requests.dataSource.query(`UPDATE procore_oauth_tokens SET expires_at = now() + interval '30 seconds' WHERE owner_id = $1`, [owner]);
+    await requests.dataSource.query(
+      `UPDATE procore_oauth_tokens SET expires_at = now() + interval '30 seconds' WHERE owner_id = $1`,
+      [owner],
+    );
     fake.tokenLatencyMs = 100;
 
     const [token, summary] = await Promise.all([
@@ -154,15 +165,27 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     const logger = new RecordingLogger();
     const app = await start({}, logger);
     const owners = await seedDue(app, 4);
-    const [row] = await app.dataSource.query(`SELECT refresh_token FROM procore_oauth_tokens WHERE owner_id = $1`, [owners[0]]);
-    fake.revokeToken(app.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${owners[0]}`));
+    const [row] = await app.dataSource.query(
+      `SELECT refresh_token FROM procore_oauth_tokens WHERE owner_id = $1`,
+      [owners[0]],
+    );
+    fake.revokeToken(
+      app.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${owners[0]}`),
+    );
 
     const summary = await app.app.get(TokenRefreshScheduler).runTick();
 
-    expect(summary).toMatchObject({ claimed: 4, refreshed: 3, reauthorizationRequired: 1, failed: 0 });
+    expect(summary).toMatchObject({
+      claimed: 4,
+      refreshed: 3,
+      reauthorizationRequired: 1,
+      failed: 0,
+    });
     const lines = logger.lines.filter((line) => line.includes('Procore token refresh:'));
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/claimed 4, refreshed 3, skipped 0, failed 0, reauthorization required 1 in \d+ ms/);
+    expect(lines[0]).toMatch(
+      /claimed 4, refreshed 3, skipped 0, failed 0, reauthorization required 1 in \d+ ms/,
+    );
   });
 
   it('stops cleanly on shutdown in the middle of a tick, leaving every row consistent', async () => {
@@ -184,17 +207,23 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     expect(fake.counters.successfulRefreshes).toBe(summary.refreshed); // nothing half-written
     fake.tokenLatencyMs = 0;
     const restarted = await start({ scheduler: { enabled: false } });
-    const tokens = await Promise.all(owners.map((owner) => restarted.service.getAccessToken(owner)));
+    const tokens = await Promise.all(
+      owners.map((owner) => restarted.service.getAccessToken(owner)),
+    );
     expect(tokens.every((token) => fake.isAccessTokenValid(token))).toBe(true);
     expect(fake.counters.rejectedRefreshTokens).toBe(0);
   });
 
-  it('runs without ScheduleModule, and registers with the app\'s SchedulerRegistry when there is one', async () => {
+  it("runs without ScheduleModule, and registers with the app's SchedulerRegistry when there is one", async () => {
     const options = fakeProcoreOptions(fake, { scheduler: { enabled: true, intervalMs: 200 } });
     @Module({
       imports: [
         ScheduleModule.forRoot(),
-        TypeOrmModule.forRoot({ type: 'postgres', url: database.url, entities: procoreAuthEntities }),
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: database.url,
+          entities: procoreAuthEntities,
+        }),
         ProcoreAuthModule.forRoot(options),
       ],
     })
@@ -212,7 +241,9 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     // Without ScheduleModule the job still runs on its own timer.
     const app = await start({ scheduler: { enabled: true, intervalMs: 200 } });
     const [owner] = await seedDue(app, 1);
-    const refreshed = await firstValueFrom(app.app.get(ProcoreAuthEvents).on(ProcoreAuthEventType.TokenRefreshed));
+    const refreshed = await firstValueFrom(
+      app.app.get(ProcoreAuthEvents).on(ProcoreAuthEventType.TokenRefreshed),
+    );
     expect(refreshed).toMatchObject({ ownerId: owner, trigger: 'scheduler' });
   });
 });

@@ -5,7 +5,11 @@ import { Test } from '@nestjs/testing';
 import { DataSource } from 'typeorm';
 
 @Injectable()
-class Svc { hello() { return 'hi'; } }
+class Svc {
+  hello() {
+    return 'hi';
+  }
+}
 @Module({ providers: [Svc], exports: [Svc] })
 class M {}
 

@@ -35,7 +35,11 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
 
   beforeEach(async () => {
     fake = await FakeProcoreServer.start();
-    instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake), logger });
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake),
+      logger,
+    });
   });
 
   afterEach(async () => {
@@ -61,25 +65,44 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
   describe('authorization-code flow', () => {
     it('exchanges the code, stores an active connection and hands out a token Procore accepts', async () => {
       const ownerId = nextOwner();
-      const { state, code, authorizeUrl } = await authorize(instance.service, ownerId, '/projects?tab=1');
+      const { state, code, authorizeUrl } = await authorize(
+        instance.service,
+        ownerId,
+        '/projects?tab=1',
+      );
       expect(authorizeUrl.searchParams.get('client_id')).toBe(fake.clientId);
       expect(authorizeUrl.searchParams.get('code_challenge')).toBeNull(); // PKCE is opt-in
 
       const result = await instance.service.handleCallback({ code, state, ownerId });
 
       expect(result.returnTo).toBe('/projects?tab=1');
-      expect(result.connection).toMatchObject({ ownerId, status: 'active', environment: 'production', failureCount: 0 });
-      expect(Object.keys(result.connection)).not.toEqual(expect.arrayContaining(['accessToken', 'refreshToken']));
+      expect(result.connection).toMatchObject({
+        ownerId,
+        status: 'active',
+        environment: 'production',
+        failureCount: 0,
+      });
+      expect(Object.keys(result.connection)).not.toEqual(
+        expect.arrayContaining(['accessToken', 'refreshToken']),
+      );
       const token = await instance.service.getAccessToken(ownerId);
       secrets.add(token);
-      const me = await fetch(`${fake.url}/rest/v1.0/me`, { headers: { authorization: `Bearer ${token}` } });
+      const me = await fetch(`${fake.url}/rest/v1.0/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(await me.json()).toMatchObject({ id: fake.user.id });
-      expect(instance.events).toContainEqual(expect.objectContaining({ type: ProcoreAuthEventType.Connected, ownerId }));
+      expect(instance.events).toContainEqual(
+        expect.objectContaining({ type: ProcoreAuthEventType.Connected, ownerId }),
+      );
     });
 
     it('uses PKCE S256 when the pkce option is on', async () => {
       await instance.close();
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { pkce: true }), logger });
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake, { pkce: true }),
+        logger,
+      });
       const ownerId = nextOwner();
       const { state, code, authorizeUrl } = await authorize(instance.service, ownerId);
       expect(authorizeUrl.searchParams.get('code_challenge_method')).toBe('S256');
@@ -95,7 +118,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       await instance.service.handleCallback({ code, state, ownerId });
       const before = await rawRow(instance.dataSource, ownerId);
 
-      await expect(instance.service.handleCallback({ code, state, ownerId })).rejects.toMatchObject({ problem: 'unknown_state' });
+      await expect(instance.service.handleCallback({ code, state, ownerId })).rejects.toMatchObject(
+        { problem: 'unknown_state' },
+      );
 
       expect(await rawRow(instance.dataSource, ownerId)).toEqual(before);
       expect(fake.counters.authorizationCode).toBe(1);
@@ -105,7 +130,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       const ownerId = nextOwner();
       const { state, code } = await authorize(instance.service, ownerId);
 
-      await expect(instance.service.handleCallback({ code, state, ownerId: 'intruder' })).rejects.toMatchObject({ problem: 'owner_mismatch' });
+      await expect(
+        instance.service.handleCallback({ code, state, ownerId: 'intruder' }),
+      ).rejects.toMatchObject({ problem: 'owner_mismatch' });
       expect(await instance.service.getConnection('intruder')).toBeNull();
       // The rightful owner can still finish the flow.
       await instance.service.handleCallback({ code, state, ownerId });
@@ -114,12 +141,20 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
 
     it('refuses an expired state', async () => {
       await instance.close();
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { stateTtlSeconds: 10 }), logger });
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake, { stateTtlSeconds: 10 }),
+        logger,
+      });
       const ownerId = nextOwner();
       const { state, code } = await authorize(instance.service, ownerId);
-      await instance.dataSource.query(`UPDATE procore_oauth_states SET expires_at = now() - interval '1 second'`);
+      await instance.dataSource.query(
+        `UPDATE procore_oauth_states SET expires_at = now() - interval '1 second'`,
+      );
 
-      await expect(instance.service.handleCallback({ code, state, ownerId })).rejects.toMatchObject({ problem: 'expired_state' });
+      await expect(instance.service.handleCallback({ code, state, ownerId })).rejects.toMatchObject(
+        { problem: 'expired_state' },
+      );
       expect(await instance.service.getConnection(ownerId)).toBeNull();
     });
 
@@ -135,7 +170,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     it('refuses a callback without code or with error=access_denied, storing nothing', async () => {
       const ownerId = nextOwner();
       const first = await instance.service.getAuthorizationUrl(ownerId);
-      await expect(instance.service.handleCallback({ state: first.state, ownerId })).rejects.toMatchObject({ problem: 'missing_code' });
+      await expect(
+        instance.service.handleCallback({ state: first.state, ownerId }),
+      ).rejects.toMatchObject({ problem: 'missing_code' });
       const second = await instance.service.getAuthorizationUrl(ownerId);
       await expect(
         instance.service.handleCallback({ state: second.state, error: 'access_denied', ownerId }),
@@ -144,8 +181,15 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     });
 
     it('refuses a returnTo that is not a same-origin path', async () => {
-      for (const returnTo of ['https://evil.example/', '//evil.example', '/\\evil.example', 'javascript:alert(1)']) {
-        await expect(instance.service.getAuthorizationUrl(nextOwner(), { returnTo })).rejects.toMatchObject({ problem: 'invalid_return_to' });
+      for (const returnTo of [
+        'https://evil.example/',
+        '//evil.example',
+        '/\\evil.example',
+        'javascript:alert(1)',
+      ]) {
+        await expect(
+          instance.service.getAuthorizationUrl(nextOwner(), { returnTo }),
+        ).rejects.toMatchObject({ problem: 'invalid_return_to' });
       }
     });
   });
@@ -156,7 +200,10 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       await connectOwner(instance.service, ownerId);
       const token = await instance.service.getAccessToken(ownerId);
       const row = await rawRow(instance.dataSource, ownerId);
-      const refreshToken = instance.service['cipher'].decrypt(row.refresh_token as string, `procore-oauth-token:refresh:${ownerId}`);
+      const refreshToken = instance.service['cipher'].decrypt(
+        row.refresh_token as string,
+        `procore-oauth-token:refresh:${ownerId}`,
+      );
       secrets.add(token).add(refreshToken);
 
       const everything = JSON.stringify(row);
@@ -167,7 +214,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       expect(row.key_id).toBe('test-key');
     });
 
-    it('does not decrypt a ciphertext copied to another owner\'s row', async () => {
+    it("does not decrypt a ciphertext copied to another owner's row", async () => {
       const victim = nextOwner();
       const attacker = nextOwner();
       await connectOwner(instance.service, victim);
@@ -190,7 +237,11 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       const ownerId = nextOwner();
       const oldKey = generateKey('2025');
       await instance.close();
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: oldKey }), logger });
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake, { encryptionKey: oldKey }),
+        logger,
+      });
       await connectOwner(instance.service, ownerId);
       const tokenBefore = await instance.service.getAccessToken(ownerId);
       await instance.close();
@@ -198,7 +249,10 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       // Rotate: new current key, the old one kept for decryption only.
       instance = await createProcoreTestApp({
         databaseUrl: database.url,
-        options: fakeProcoreOptions(fake, { encryptionKey: generateKey('2026'), previousEncryptionKeys: [oldKey] }),
+        options: fakeProcoreOptions(fake, {
+          encryptionKey: generateKey('2026'),
+          previousEncryptionKeys: [oldKey],
+        }),
         logger,
       });
       expect(await instance.service.getAccessToken(ownerId)).toBe(tokenBefore);
@@ -211,11 +265,21 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
 
       // Without the old key a not-yet-rotated row names the missing key.
       const other = nextOwner();
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: oldKey }), logger });
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake, { encryptionKey: oldKey }),
+        logger,
+      });
       await connectOwner(instance.service, other);
       await instance.close();
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: generateKey('2027') }), logger });
-      await expect(instance.service.getAccessToken(other)).rejects.toThrow(/key "2025".*PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS/);
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake, { encryptionKey: generateKey('2027') }),
+        logger,
+      });
+      await expect(instance.service.getAccessToken(other)).rejects.toThrow(
+        /key "2025".*PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS/,
+      );
     });
   });
 
@@ -223,26 +287,44 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     const oldKey = generateKey('old');
     const newKey = generateKey('new');
     await instance.close();
-    instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: oldKey }), logger });
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, { encryptionKey: oldKey }),
+      logger,
+    });
     const owners = [nextOwner(), nextOwner(), nextOwner()];
     for (const ownerId of owners) await connectOwner(instance.service, ownerId);
-    const tokens = await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId)));
+    const tokens = await Promise.all(
+      owners.map((ownerId) => instance.service.getAccessToken(ownerId)),
+    );
     await instance.close();
 
     instance = await createProcoreTestApp({
       databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { encryptionKey: newKey, previousEncryptionKeys: [oldKey] }),
+      options: fakeProcoreOptions(fake, {
+        encryptionKey: newKey,
+        previousEncryptionKeys: [oldKey],
+      }),
       logger,
     });
     const { ProcoreKeyRotationService } = await import('nestjs-procore-auth');
     const result = await instance.app.get(ProcoreKeyRotationService).reencryptAll(2);
     expect(result.reencrypted).toBeGreaterThanOrEqual(owners.length);
-    const rows = await instance.dataSource.query(`SELECT key_id FROM procore_oauth_tokens WHERE owner_id = ANY($1)`, [owners]);
+    const rows = await instance.dataSource.query(
+      `SELECT key_id FROM procore_oauth_tokens WHERE owner_id = ANY($1)`,
+      [owners],
+    );
     expect(rows).toEqual(owners.map(() => ({ key_id: 'new' })));
     await instance.close();
 
-    instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake, { encryptionKey: newKey }), logger });
-    expect(await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId)))).toEqual(tokens);
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, { encryptionKey: newKey }),
+      logger,
+    });
+    expect(
+      await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId))),
+    ).toEqual(tokens);
   });
 
   describe('importTokens', () => {
@@ -262,10 +344,18 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     it('rejects a malformed token response and stores nothing', async () => {
       const ownerId = nextOwner();
       await expect(
-        instance.service.importTokens(ownerId, { access_token: '', token_type: 'bearer', expires_in: 5400 }),
+        instance.service.importTokens(ownerId, {
+          access_token: '',
+          token_type: 'bearer',
+          expires_in: 5400,
+        }),
       ).rejects.toBeInstanceOf(ProcoreInvalidResponseError);
       await expect(
-        instance.service.importTokens(ownerId, { access_token: 'a', token_type: 'bearer', expires_in: -1 }),
+        instance.service.importTokens(ownerId, {
+          access_token: 'a',
+          token_type: 'bearer',
+          expires_in: -1,
+        }),
       ).rejects.toBeInstanceOf(ProcoreInvalidResponseError);
       expect(await instance.service.getConnection(ownerId)).toBeNull();
     });
@@ -283,12 +373,19 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       expect(fake.counters.revoke).toBe(1);
       expect(fake.isAccessTokenValid(token)).toBe(false);
       const row = await rawRow(instance.dataSource, ownerId);
-      expect(row).toMatchObject({ status: 'revoked', access_token: null, refresh_token: null, expires_at: null });
+      expect(row).toMatchObject({
+        status: 'revoked',
+        access_token: null,
+        refresh_token: null,
+        expires_at: null,
+      });
       expect(row.revoked_at).toBeInstanceOf(Date);
       const error = await instance.service.getAccessToken(ownerId).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ProcoreReauthorizationRequiredError);
       expect(error).toMatchObject({ reason: 'not_connected', causeCode: 'revoked' });
-      expect(instance.events).toContainEqual(expect.objectContaining({ type: ProcoreAuthEventType.Revoked, ownerId }));
+      expect(instance.events).toContainEqual(
+        expect.objectContaining({ type: ProcoreAuthEventType.Revoked, ownerId }),
+      );
       // Revoking again is a no-op.
       await instance.service.revoke(ownerId);
       expect(fake.counters.revoke).toBe(1);
@@ -322,11 +419,16 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     it('never sends a token stored for another environment', async () => {
       const ownerId = nextOwner();
       await connectOwner(instance.service, ownerId);
-      await instance.dataSource.query(`UPDATE procore_oauth_tokens SET environment = 'sandbox' WHERE owner_id = $1`, [ownerId]);
+      await instance.dataSource.query(
+        `UPDATE procore_oauth_tokens SET environment = 'sandbox' WHERE owner_id = $1`,
+        [ownerId],
+      );
       instance.service.evict(ownerId);
       fake.resetCounters();
 
-      await expect(instance.service.getAccessToken(ownerId)).rejects.toMatchObject({ causeCode: 'other_environment' });
+      await expect(instance.service.getAccessToken(ownerId)).rejects.toMatchObject({
+        causeCode: 'other_environment',
+      });
       expect(fake.counters.refreshToken).toBe(0);
     });
   });
@@ -334,7 +436,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
   describe('client credentials (service account)', () => {
     it('caches the token until near expiry and makes one token call for 100 concurrent callers', async () => {
       fake.tokenLatencyMs = 30;
-      const tokens = await Promise.all(Array.from({ length: 100 }, () => instance.service.getClientCredentialsToken()));
+      const tokens = await Promise.all(
+        Array.from({ length: 100 }, () => instance.service.getClientCredentialsToken()),
+      );
 
       expect(fake.counters.clientCredentials).toBe(1);
       expect(new Set(tokens).size).toBe(1);
@@ -347,7 +451,11 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     it('fetches a new token once the cached one is within the refresh skew', async () => {
       await instance.close();
       fake.accessTokenTtlSeconds = 100; // shorter than the 120 s skew: never served from cache
-      instance = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake), logger });
+      instance = await createProcoreTestApp({
+        databaseUrl: database.url,
+        options: fakeProcoreOptions(fake),
+        logger,
+      });
       await instance.service.getClientCredentialsToken();
       await instance.service.getClientCredentialsToken();
       expect(fake.counters.clientCredentials).toBe(2);
@@ -355,7 +463,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
 
     it('retries a transient failure of the client-credentials grant', async () => {
       fake.injectFault({ kind: 'status', status: 502 }, { grantType: 'client_credentials' });
-      await expect(instance.service.getClientCredentialsToken()).resolves.toEqual(expect.any(String));
+      await expect(instance.service.getClientCredentialsToken()).resolves.toEqual(
+        expect.any(String),
+      );
       expect(fake.counters.clientCredentials).toBe(2);
     });
   });

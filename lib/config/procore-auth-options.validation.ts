@@ -66,7 +66,10 @@ export class ProcoreAuthOptionsSchema {
   @IsOptional() @IsInt() @Min(100) lockTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(0) touchIntervalSeconds?: number;
   @IsOptional() @ValidateNested() @Type(() => HttpOptionsSchema) http?: HttpOptionsSchema;
-  @IsOptional() @ValidateNested() @Type(() => SchedulerOptionsSchema) scheduler?: SchedulerOptionsSchema;
+  @IsOptional()
+  @ValidateNested()
+  @Type(() => SchedulerOptionsSchema)
+  scheduler?: SchedulerOptionsSchema;
   @IsOptional() @ValidateNested() @Type(() => CacheOptionsSchema) cache?: CacheOptionsSchema;
 }
 
@@ -130,8 +133,13 @@ export function validateProcoreAuthOptions(raw: unknown): void {
   if (ownerResolver !== undefined && typeof ownerResolver !== 'function') {
     problems.push('ownerResolver is invalid (must be a function of the request)');
   }
-  const isDataSource = typeof dataSource === 'object' && dataSource !== null && 'createQueryRunner' in dataSource;
-  if (dataSource !== undefined && !isDataSource && (typeof dataSource !== 'string' || !dataSource)) {
+  const isDataSource =
+    typeof dataSource === 'object' && dataSource !== null && 'createQueryRunner' in dataSource;
+  if (
+    dataSource !== undefined &&
+    !isDataSource &&
+    (typeof dataSource !== 'string' || !dataSource)
+  ) {
     problems.push('dataSource is invalid (must be a TypeORM DataSource or the name of one)');
   }
   if (problems.length > 0) {

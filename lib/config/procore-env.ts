@@ -24,5 +24,8 @@ export const PROCORE_ENVIRONMENT_HOSTS = {
     authBaseUrl: 'https://login-sandbox-monthly.procore.com',
     apiBaseUrl: 'https://api-monthly.procore.com',
   },
-  federal: { authBaseUrl: 'https://login.procoregov.com', apiBaseUrl: 'https://api.procoregov.com' },
+  federal: {
+    authBaseUrl: 'https://login.procoregov.com',
+    apiBaseUrl: 'https://api.procoregov.com',
+  },
 } as const;

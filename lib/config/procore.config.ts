@@ -16,19 +16,16 @@ function env(name: string): string | undefined {
  * options over it (`useFactory: (cfg) => ({ ...cfg, ownerResolver })`). Values are validated by
  * the module at bootstrap, so a missing variable stops the app with a message naming it.
  */
-export const procoreConfig = registerAs(
-  'procore',
-  (): ProcoreAuthModuleOptions => ({
-    clientId: env(ENV.clientId) as string,
-    clientSecret: env(ENV.clientSecret) as string,
-    redirectUri: env(ENV.redirectUri) as string,
-    environment: env(ENV.environment) as ProcoreEnvironment | undefined,
-    authBaseUrl: env(ENV.authBaseUrl),
-    apiBaseUrl: env(ENV.apiBaseUrl),
-    encryptionKey: env(ENV.encryptionKey) as string,
-    previousEncryptionKeys: env(ENV.previousEncryptionKeys)
-      ?.split(',')
-      .map((key) => key.trim())
-      .filter(Boolean),
-  }),
-);
+export const procoreConfig = registerAs('procore', (): ProcoreAuthModuleOptions => ({
+  clientId: env(ENV.clientId) as string,
+  clientSecret: env(ENV.clientSecret) as string,
+  redirectUri: env(ENV.redirectUri) as string,
+  environment: env(ENV.environment) as ProcoreEnvironment | undefined,
+  authBaseUrl: env(ENV.authBaseUrl),
+  apiBaseUrl: env(ENV.apiBaseUrl),
+  encryptionKey: env(ENV.encryptionKey) as string,
+  previousEncryptionKeys: env(ENV.previousEncryptionKeys)
+    ?.split(',')
+    .map((key) => key.trim())
+    .filter(Boolean),
+}));

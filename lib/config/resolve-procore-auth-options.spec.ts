@@ -228,14 +228,15 @@ describe('resolveProcoreAuthOptions', () => {
       },
     );
 
-    it.each(['http://127.evil.example.com', 'http://127.0.0.1.nip.io', 'http://localhost.evil.example'])(
-      'rejects plain http on %s, a host name that only looks like loopback',
-      (url) => {
-        expect(() => resolveProcoreAuthOptions(requiredOptions({ authBaseUrl: url }))).toThrow(
-          ProcoreConfigurationError,
-        );
-      },
-    );
+    it.each([
+      'http://127.evil.example.com',
+      'http://127.0.0.1.nip.io',
+      'http://localhost.evil.example',
+    ])('rejects plain http on %s, a host name that only looks like loopback', (url) => {
+      expect(() => resolveProcoreAuthOptions(requiredOptions({ authBaseUrl: url }))).toThrow(
+        ProcoreConfigurationError,
+      );
+    });
 
     it('lists an http problem together with the other problems in one error', () => {
       const error = thrownBy(() =>

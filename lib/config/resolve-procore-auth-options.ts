@@ -58,7 +58,9 @@ function withoutTrailingSlash(url: string): string {
  * Validates raw module options and applies every default, for all registration paths
  * (`forRoot`, `useFactory`, `useClass`, `useExisting`). Throws `ProcoreConfigurationError`.
  */
-export function resolveProcoreAuthOptions(raw: ProcoreAuthModuleOptions): ResolvedProcoreAuthOptions {
+export function resolveProcoreAuthOptions(
+  raw: ProcoreAuthModuleOptions,
+): ResolvedProcoreAuthOptions {
   validateProcoreAuthOptions(raw);
   const environment = raw.environment ?? 'production';
   const hosts = PROCORE_ENVIRONMENT_HOSTS[environment];

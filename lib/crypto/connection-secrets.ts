@@ -27,11 +27,19 @@ export function sealTokens(
   };
 }
 
-export function openAccessToken(cipher: TokenCipher, record: ProcoreTokenRecord): string | undefined {
-  return record.accessToken ? cipher.decrypt(record.accessToken, context(record.ownerId, 'access')) : undefined;
+export function openAccessToken(
+  cipher: TokenCipher,
+  record: ProcoreTokenRecord,
+): string | undefined {
+  return record.accessToken
+    ? cipher.decrypt(record.accessToken, context(record.ownerId, 'access'))
+    : undefined;
 }
 
-export function openRefreshToken(cipher: TokenCipher, record: ProcoreTokenRecord): string | undefined {
+export function openRefreshToken(
+  cipher: TokenCipher,
+  record: ProcoreTokenRecord,
+): string | undefined {
   return record.refreshToken
     ? cipher.decrypt(record.refreshToken, context(record.ownerId, 'refresh'))
     : undefined;

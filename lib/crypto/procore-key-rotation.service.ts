@@ -30,7 +30,11 @@ export class ProcoreKeyRotationService {
     let failed = 0;
     let after: string | undefined;
     for (;;) {
-      const ownerIds = await this.store.findWithOtherKey(this.cipher.currentKeyId, after, batchSize);
+      const ownerIds = await this.store.findWithOtherKey(
+        this.cipher.currentKeyId,
+        after,
+        batchSize,
+      );
       if (ownerIds.length === 0) break;
       for (const ownerId of ownerIds) {
         try {

@@ -250,9 +250,12 @@ describe('TokenCipher', () => {
       expect(error.message).not.toContain(shortKey);
     });
 
-    it.each(['2024.01', 'a b', 'x'.repeat(33)])('rejects the key id %s, which cannot be stored in the envelope', (keyId) => {
-      const key = `${keyId}:${randomBytes(32).toString('base64')}`;
-      expect(() => new TokenCipher(key)).toThrow(ProcoreConfigurationError);
-    });
+    it.each(['2024.01', 'a b', 'x'.repeat(33)])(
+      'rejects the key id %s, which cannot be stored in the envelope',
+      (keyId) => {
+        const key = `${keyId}:${randomBytes(32).toString('base64')}`;
+        expect(() => new TokenCipher(key)).toThrow(ProcoreConfigurationError);
+      },
+    );
   });
 });

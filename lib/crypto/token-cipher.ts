@@ -83,7 +83,9 @@ export class TokenCipher {
   decrypt(envelope: string, context: string): string {
     const parts = envelope.split('.');
     if (parts.length !== 5 || parts[0] !== ENVELOPE_VERSION) {
-      throw new ProcoreTokenDecryptionError('A stored Procore token is not in the expected encrypted format.');
+      throw new ProcoreTokenDecryptionError(
+        'A stored Procore token is not in the expected encrypted format.',
+      );
     }
     const [, keyId, iv, ciphertext, tag] = parts;
     const key = this.keys.get(keyId);

@@ -5,9 +5,6 @@ export class ProcoreTimeoutError extends ProcoreTransientError {
   override readonly code = 'timeout';
 
   constructor(endpoint: string, timeoutMs: number) {
-    super(
-      `Procore ${endpoint} did not answer within ${timeoutMs} ms (http.timeoutMs).`,
-      true,
-    );
+    super(`Procore ${endpoint} did not answer within ${timeoutMs} ms (http.timeoutMs).`, true);
   }
 }

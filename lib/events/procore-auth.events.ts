@@ -54,7 +54,9 @@ export class ProcoreAuthEvents implements OnModuleDestroy {
   readonly events$: Observable<ProcoreAuthEvent> = this.subject.asObservable();
 
   /** The events of one type. */
-  on<T extends ProcoreAuthEvent['type']>(type: T): Observable<Extract<ProcoreAuthEvent, { type: T }>> {
+  on<T extends ProcoreAuthEvent['type']>(
+    type: T,
+  ): Observable<Extract<ProcoreAuthEvent, { type: T }>> {
     return this.events$.pipe(
       filter((event): event is Extract<ProcoreAuthEvent, { type: T }> => event.type === type),
     );

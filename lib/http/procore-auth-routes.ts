@@ -11,7 +11,9 @@ export interface ProcoreAuthRoutes {
 }
 
 /** Applies the defaults of the `routes` module option (on, under `procore/oauth`). */
-export function resolveProcoreAuthRoutes(routes: ProcoreRoutesOptions | undefined): ProcoreAuthRoutes {
+export function resolveProcoreAuthRoutes(
+  routes: ProcoreRoutesOptions | undefined,
+): ProcoreAuthRoutes {
   const path = (routes?.path ?? 'procore/oauth').replace(/^\/+|\/+$/g, '');
   if (!/^[A-Za-z0-9._~/-]*$/.test(path)) {
     throw new ProcoreConfigurationError(

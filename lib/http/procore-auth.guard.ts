@@ -1,7 +1,11 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
-import { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES, SKIP_PROCORE_AUTH } from '../procore-auth.constants.js';
+import {
+  PROCORE_AUTH_OPTIONS,
+  PROCORE_AUTH_ROUTES,
+  SKIP_PROCORE_AUTH,
+} from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
 import { procoreUnauthorized, toProcoreHttpException } from './procore-http-errors.js';

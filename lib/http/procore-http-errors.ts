@@ -19,10 +19,14 @@ export interface ProcoreUnauthorizedBody {
 const MESSAGES: Record<ProcoreUnauthorizedReason, string> = {
   no_owner: 'No signed-in user on this request: authenticate before using Procore.',
   not_connected: 'Procore is not connected for this user: send them to authorizePath.',
-  reauthorization_required: 'Procore needs this user to authorize the app again: send them to authorizePath.',
+  reauthorization_required:
+    'Procore needs this user to authorize the app again: send them to authorizePath.',
 };
 
-export function procoreUnauthorized(reason: ProcoreUnauthorizedReason, authorizePath: string): HttpException {
+export function procoreUnauthorized(
+  reason: ProcoreUnauthorizedReason,
+  authorizePath: string,
+): HttpException {
   const body: ProcoreUnauthorizedBody = {
     statusCode: HttpStatus.UNAUTHORIZED,
     reason,
@@ -58,7 +62,11 @@ export function toProcoreHttpException(error: unknown, authorizePath: string): u
   if (error instanceof ProcoreAuthError) {
     // Keep the cause for logs, but answer a generic 500: the fix is on the server side.
     return new HttpException(
-      { statusCode: HttpStatus.INTERNAL_SERVER_ERROR, reason: error.code, message: 'Procore authentication failed on the server.' },
+      {
+        statusCode: HttpStatus.INTERNAL_SERVER_ERROR,
+        reason: error.code,
+        message: 'Procore authentication failed on the server.',
+      },
       HttpStatus.INTERNAL_SERVER_ERROR,
       { cause: error },
     );

@@ -4,7 +4,10 @@ import type { ProcoreOwnerResolver } from '../interfaces/procore-auth-options.in
 export const PROCORE_REQUEST_TOKEN = Symbol('procore.access-token');
 
 /** The request's owner id as a string, or undefined when the resolver finds none. */
-export function resolveOwnerId(resolver: ProcoreOwnerResolver, request: unknown): string | undefined {
+export function resolveOwnerId(
+  resolver: ProcoreOwnerResolver,
+  request: unknown,
+): string | undefined {
   const owner = resolver(request);
   if (owner === undefined || owner === null || owner === '') return undefined;
   return String(owner);
@@ -12,7 +15,9 @@ export function resolveOwnerId(resolver: ProcoreOwnerResolver, request: unknown)
 
 /** The token the guard resolved for this request and owner, if any. */
 export function tokenResolvedByGuard(request: unknown, ownerId: string): string | undefined {
-  const entry = (request as Record<symbol, { ownerId: string; token: string } | undefined>)[PROCORE_REQUEST_TOKEN];
+  const entry = (request as Record<symbol, { ownerId: string; token: string } | undefined>)[
+    PROCORE_REQUEST_TOKEN
+  ];
   return entry?.ownerId === ownerId ? entry.token : undefined;
 }
 

@@ -134,7 +134,10 @@ export class ProcoreOAuthClient {
     try {
       const response = await fetch(`${this.options.authBaseUrl}${endpoint}`, {
         method: 'POST',
-        headers: { accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+        headers: {
+          accept: 'application/json',
+          'content-type': 'application/x-www-form-urlencoded',
+        },
         body,
         redirect: 'manual',
         signal,
@@ -226,7 +229,12 @@ export class ProcoreOAuthClient {
   private parseTokenResponse(answer: HttpAnswer): ProcoreTokenResponse {
     const endpoint = '/oauth/token';
     if (this.looksLikeHtml(answer)) {
-      throw new ProcoreInvalidResponseError(endpoint, answer.status, 'html', 'an HTML page instead of JSON');
+      throw new ProcoreInvalidResponseError(
+        endpoint,
+        answer.status,
+        'html',
+        'an HTML page instead of JSON',
+      );
     }
     return parseTokenResponse(this.tryJson(answer.body), endpoint, answer.status);
   }

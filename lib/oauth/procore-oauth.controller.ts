@@ -12,7 +12,10 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
-import { ProcoreOAuthStateError, type ProcoreOAuthStateProblem } from '../errors/procore-oauth-state.error.js';
+import {
+  ProcoreOAuthStateError,
+  type ProcoreOAuthStateProblem,
+} from '../errors/procore-oauth-state.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import type { ProcoreAuthRoutes } from '../http/procore-auth-routes.js';
 import { procoreUnauthorized, toProcoreHttpException } from '../http/procore-http-errors.js';
@@ -23,17 +26,19 @@ import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 
 type QueryValue = string | string[] | undefined;
 
-const MESSAGES: Record<ProcoreOAuthStateProblem | 'malformed_callback' | 'code_rejected', string> = {
-  missing_state: 'The callback has no state: start the connection again.',
-  unknown_state: 'The state is unknown or was already used: start the connection again.',
-  expired_state: 'The state has expired: start the connection again.',
-  owner_mismatch: 'The connection was started by another user: start it again while signed in.',
-  missing_code: 'The callback has no authorization code: start the connection again.',
-  access_denied: 'Procore did not authorize the app.',
-  invalid_return_to: 'returnTo must be a path on this site, starting with a single "/".',
-  malformed_callback: 'The callback parameters are malformed: start the connection again.',
-  code_rejected: 'Procore rejected the authorization code (expired or already used): start the connection again.',
-};
+const MESSAGES: Record<ProcoreOAuthStateProblem | 'malformed_callback' | 'code_rejected', string> =
+  {
+    missing_state: 'The callback has no state: start the connection again.',
+    unknown_state: 'The state is unknown or was already used: start the connection again.',
+    expired_state: 'The state has expired: start the connection again.',
+    owner_mismatch: 'The connection was started by another user: start it again while signed in.',
+    missing_code: 'The callback has no authorization code: start the connection again.',
+    access_denied: 'Procore did not authorize the app.',
+    invalid_return_to: 'returnTo must be a path on this site, starting with a single "/".',
+    malformed_callback: 'The callback parameters are malformed: start the connection again.',
+    code_rejected:
+      'Procore rejected the authorization code (expired or already used): start the connection again.',
+  };
 
 function badRequest(error: keyof typeof MESSAGES): HttpException {
   return new HttpException(
@@ -110,7 +115,11 @@ export class ProcoreOAuthController {
         return;
       }
       const { ownerId, status, expiresAt, environment } = result.connection;
-      httpAdapter.reply(response, { connected: true, ownerId, status, environment, expiresAt }, HttpStatus.OK);
+      httpAdapter.reply(
+        response,
+        { connected: true, ownerId, status, environment, expiresAt },
+        HttpStatus.OK,
+      );
     } catch (caught) {
       throw this.toHttp(caught);
     }

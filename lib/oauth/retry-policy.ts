@@ -39,7 +39,10 @@ export async function withRetries<T>(
     try {
       return await operation();
     } catch (error) {
-      const delay = attempt < policy.retries && shouldRetry(error) ? retryDelayMs(policy, attempt, error) : undefined;
+      const delay =
+        attempt < policy.retries && shouldRetry(error)
+          ? retryDelayMs(policy, attempt, error)
+          : undefined;
       if (delay === undefined) throw error;
       await sleep(delay);
     }

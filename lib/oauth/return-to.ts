@@ -10,6 +10,7 @@ export function assertSafeReturnTo(returnTo: string): string {
     returnTo.startsWith('/') &&
     !returnTo.startsWith('//') &&
     !returnTo.startsWith('/\\') &&
+    // eslint-disable-next-line no-control-regex -- rejecting control characters is the point
     !/[\u0000-\u001f\u007f]/.test(returnTo) &&
     !/\\/.test(returnTo);
   if (!safe) {

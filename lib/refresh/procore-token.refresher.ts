@@ -7,12 +7,20 @@ import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
-import { ProcoreAuthEvents, ProcoreAuthEventType, type ProcoreRefreshTrigger } from '../events/procore-auth.events.js';
+import {
+  ProcoreAuthEvents,
+  ProcoreAuthEventType,
+  type ProcoreRefreshTrigger,
+} from '../events/procore-auth.events.js';
 import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
 import { ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
 import { retryDelayMs } from '../oauth/retry-policy.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.constants.js';
-import { ProcoreTokenStore, type LockedTokenWriter, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
+import {
+  ProcoreTokenStore,
+  type LockedTokenWriter,
+  type ProcoreTokenRecord,
+} from '../storage/procore-token.store.js';
 
 /** Recorded when a refresh call's outcome is unknown (5xx/timeout/reset after it was sent). */
 export const OUTCOME_UNKNOWN = 'refresh_outcome_unknown';
@@ -79,21 +87,28 @@ export class ProcoreTokenRefresher {
     marginMs: number | ((record: ProcoreTokenRecord) => number),
     seenVersion?: number,
   ): Promise<IssuedAccessToken> {
-    const outcome = await this.store.withLock(ownerId, this.options.lockTimeoutMs, (record, writer) => {
-      assertConnected(ownerId, record, this.options.environment);
-      const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
-      const refreshedMeanwhile =
-        seenVersion === undefined ? this.isFresh(record, margin) : record.version !== seenVersion;
-      if (refreshedMeanwhile && this.isFresh(record, 0)) {
-        return Promise.resolve<Outcome>({ kind: 'fresh', issued: this.issued(record) });
-      }
-      return this.refreshLocked(record, writer);
-    });
+    const outcome = await this.store.withLock(
+      ownerId,
+      this.options.lockTimeoutMs,
+      (record, writer) => {
+        assertConnected(ownerId, record, this.options.environment);
+        const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
+        const refreshedMeanwhile =
+          seenVersion === undefined ? this.isFresh(record, margin) : record.version !== seenVersion;
+        if (refreshedMeanwhile && this.isFresh(record, 0)) {
+          return Promise.resolve<Outcome>({ kind: 'fresh', issued: this.issued(record) });
+        }
+        return this.refreshLocked(record, writer);
+      },
+    );
     return this.settle(ownerId, trigger, outcome);
   }
 
   /** Step 3 and 4, inside the transaction that holds the row lock. */
-  private async refreshLocked(record: ProcoreTokenRecord, writer: LockedTokenWriter): Promise<Outcome> {
+  private async refreshLocked(
+    record: ProcoreTokenRecord,
+    writer: LockedTokenWriter,
+  ): Promise<Outcome> {
     const refreshToken = openRefreshToken(this.cipher, record);
     if (!refreshToken) return this.requireReauthorization(writer, record, 'no_refresh_token');
     const { retries } = this.options.http;
@@ -114,11 +129,17 @@ export class ProcoreTokenRefresher {
         if (!(error instanceof ProcoreTransientError)) {
           // Configuration errors, invalid responses, other OAuth errors: nothing to retry.
           // A 2xx with an unusable body may still have consumed the token.
-          await this.recordFailure(writer, record, error, outcomeUnknown || isUnusableSuccess(error));
+          await this.recordFailure(
+            writer,
+            record,
+            error,
+            outcomeUnknown || isUnusableSuccess(error),
+          );
           return { kind: 'failed', error, attempts: attempt + 1 };
         }
         outcomeUnknown ||= error.requestSent;
-        const delay = attempt < retries ? retryDelayMs(this.options.http, attempt, error) : undefined;
+        const delay =
+          attempt < retries ? retryDelayMs(this.options.http, attempt, error) : undefined;
         if (delay === undefined) {
           await this.recordFailure(writer, record, error, outcomeUnknown);
           return { kind: 'failed', error, attempts: attempt + 1 };
@@ -193,7 +214,11 @@ export class ProcoreTokenRefresher {
   }
 
   /** After commit: publish the outcome (cache, events) and answer the caller. */
-  private settle(ownerId: string, trigger: ProcoreRefreshTrigger, outcome: Outcome): IssuedAccessToken {
+  private settle(
+    ownerId: string,
+    trigger: ProcoreRefreshTrigger,
+    outcome: Outcome,
+  ): IssuedAccessToken {
     const at = new Date();
     switch (outcome.kind) {
       case 'fresh':
@@ -209,8 +234,17 @@ export class ProcoreTokenRefresher {
         });
         return { ...outcome.issued, refreshed: true };
       case 'reauthorization':
-        this.events.emit({ type: ProcoreAuthEventType.ReauthorizationRequired, ownerId, at, cause: outcome.cause });
-        throw new ProcoreReauthorizationRequiredError(ownerId, 'reauthorization_required', outcome.cause);
+        this.events.emit({
+          type: ProcoreAuthEventType.ReauthorizationRequired,
+          ownerId,
+          at,
+          cause: outcome.cause,
+        });
+        throw new ProcoreReauthorizationRequiredError(
+          ownerId,
+          'reauthorization_required',
+          outcome.cause,
+        );
       case 'failed':
         this.events.emit({
           type: ProcoreAuthEventType.RefreshFailed,
@@ -228,7 +262,10 @@ export class ProcoreTokenRefresher {
   }
 
   private issued(record: ProcoreTokenRecord): IssuedAccessToken {
-    return { token: openAccessToken(this.cipher, record) as string, expiresAt: record.expiresAt as Date };
+    return {
+      token: openAccessToken(this.cipher, record) as string,
+      expiresAt: record.expiresAt as Date,
+    };
   }
 }
 
@@ -238,12 +275,14 @@ export function assertConnected(
   record: ProcoreTokenRecord | null,
   environment: string,
 ): asserts record is ProcoreTokenRecord {
-  if (!record) throw new ProcoreReauthorizationRequiredError(ownerId, 'not_connected', 'no_connection');
+  if (!record)
+    throw new ProcoreReauthorizationRequiredError(ownerId, 'not_connected', 'no_connection');
   if (record.environment !== environment) {
     // Tokens never cross environments: a sandbox grant is useless (and must not be sent) to production.
     throw new ProcoreReauthorizationRequiredError(ownerId, 'not_connected', 'other_environment');
   }
-  if (record.status === 'revoked') throw new ProcoreReauthorizationRequiredError(ownerId, 'not_connected', 'revoked');
+  if (record.status === 'revoked')
+    throw new ProcoreReauthorizationRequiredError(ownerId, 'not_connected', 'revoked');
   if (record.status !== 'active') {
     throw new ProcoreReauthorizationRequiredError(
       ownerId,

@@ -48,7 +48,9 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ProcoreRefreshTickSummary> | undefined;
   private stopping = false;
-  private registry: { addInterval(name: string, id: NodeJS.Timeout): void; deleteInterval(name: string): void } | undefined;
+  private registry:
+    | { addInterval(name: string, id: NodeJS.Timeout): void; deleteInterval(name: string): void }
+    | undefined;
 
   constructor(
     @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
@@ -59,7 +61,10 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
 
   async onApplicationBootstrap(): Promise<void> {
     if (!this.options.scheduler.enabled) return;
-    this.timer = setInterval(() => void this.runTick(true).catch(() => undefined), this.options.scheduler.intervalMs);
+    this.timer = setInterval(
+      () => void this.runTick(true).catch(() => undefined),
+      this.options.scheduler.intervalMs,
+    );
     this.timer.unref();
     this.registry = await this.findSchedulerRegistry();
     this.registry?.addInterval(PROCORE_REFRESH_JOB, this.timer);

@@ -34,7 +34,10 @@ export function dataSourceResolver(
  * Fails at bootstrap, with the fix, when the entity is not registered on the DataSource or the
  * migration has not been run.
  */
-export async function assertStorageReady(dataSource: DataSource, entity: EntityTarget<ObjectLiteral>): Promise<void> {
+export async function assertStorageReady(
+  dataSource: DataSource,
+  entity: EntityTarget<ObjectLiteral>,
+): Promise<void> {
   if (!dataSource.hasMetadata(entity)) {
     throw new ProcoreConfigurationError(
       `The TypeORM DataSource does not know ${String((entity as { name?: string }).name)}: add procoreAuthEntities to its entities` +
@@ -42,7 +45,9 @@ export async function assertStorageReady(dataSource: DataSource, entity: EntityT
     );
   }
   const tablePath = dataSource.getMetadata(entity).tablePath;
-  const [row] = (await dataSource.query('SELECT to_regclass($1) AS found', [tablePath])) as { found: string | null }[];
+  const [row] = (await dataSource.query('SELECT to_regclass($1) AS found', [tablePath])) as {
+    found: string | null;
+  }[];
   if (!row?.found) {
     throw new ProcoreConfigurationError(
       `Table ${tablePath} does not exist: add procoreAuthMigrations to your DataSource's migrations and run them (e.g. migrationsRun: true).`,

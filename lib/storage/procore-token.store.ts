@@ -91,5 +91,9 @@ export abstract class ProcoreTokenStore {
    * Owner ids whose tokens were written with another key than `currentKeyId`, ordered by owner id
    * and starting after `afterOwnerId` (keyset pagination for the re-encryption job).
    */
-  abstract findWithOtherKey(currentKeyId: string, afterOwnerId: string | undefined, limit: number): Promise<string[]>;
+  abstract findWithOtherKey(
+    currentKeyId: string,
+    afterOwnerId: string | undefined,
+    limit: number,
+  ): Promise<string[]>;
 }

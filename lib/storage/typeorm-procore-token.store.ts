@@ -86,7 +86,9 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     );
     const record = await this.find(ownerId);
     if (!record) {
-      throw new Error(`The Procore connection of owner "${ownerId}" vanished right after it was written.`);
+      throw new Error(
+        `The Procore connection of owner "${ownerId}" vanished right after it was written.`,
+      );
     }
     return record;
   }
@@ -152,7 +154,11 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     return rows.map((row) => row.owner_id);
   }
 
-  async findWithOtherKey(currentKeyId: string, afterOwnerId: string | undefined, limit: number): Promise<string[]> {
+  async findWithOtherKey(
+    currentKeyId: string,
+    afterOwnerId: string | undefined,
+    limit: number,
+  ): Promise<string[]> {
     const rows = await this.repository
       .createQueryBuilder('t')
       .select('t.owner_id', 'ownerId')

@@ -1,5 +1,13 @@
 import { createHash, createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
-import { closeSync, fchmodSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  fchmodSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -174,7 +182,11 @@ const DEFAULT_CLIENT_ID = 'fake-procore-client-id';
 const DEFAULT_CLIENT_SECRET = 'fake-procore-client-secret';
 const DEFAULT_ACCESS_TOKEN_TTL_SECONDS = 5400;
 const DEFAULT_HOST = '127.0.0.1';
-const DEFAULT_USER: Readonly<FakeProcoreUser> = { id: 4242, login: 'ada@example.com', name: 'Ada Lovelace' };
+const DEFAULT_USER: Readonly<FakeProcoreUser> = {
+  id: 4242,
+  login: 'ada@example.com',
+  name: 'Ada Lovelace',
+};
 const DEFAULT_SERVICE_ACCOUNT_USER: Readonly<FakeProcoreUser> = {
   id: 9000,
   login: 'service-account@fake-procore.test',
@@ -239,7 +251,8 @@ interface ScheduledFault {
 type AccessTokenProblem = 'invalid' | 'expired' | 'revoked';
 
 type AccessTokenCheck =
-  { valid: true; grant: Grant; claims: FakeProcoreAccessTokenClaims } | { valid: false; reason: AccessTokenProblem };
+  | { valid: true; grant: Grant; claims: FakeProcoreAccessTokenClaims }
+  | { valid: false; reason: AccessTokenProblem };
 
 /** An HTTP answer; `body` is a string so `Content-Length` is always exact. */
 interface HttpReply {
@@ -313,7 +326,9 @@ export class FakeProcoreServer {
   ) {
     this.url = url;
     this.stateFile = stateFile;
-    this.jwtSecret = state ? Buffer.from(state.jwtSecret, 'base64url') : randomBytes(JWT_SECRET_BYTES);
+    this.jwtSecret = state
+      ? Buffer.from(state.jwtSecret, 'base64url')
+      : randomBytes(JWT_SECRET_BYTES);
     this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
     this.clientSecret = options.clientSecret ?? DEFAULT_CLIENT_SECRET;
     this.user = { ...(options.user ?? DEFAULT_USER) };
@@ -344,7 +359,13 @@ export class FakeProcoreServer {
       });
     });
     const { port } = server.address() as AddressInfo;
-    const procore = new FakeProcoreServer(server, `http://${formatHost(host)}:${port}`, options, stateFile, state);
+    const procore = new FakeProcoreServer(
+      server,
+      `http://${formatHost(host)}:${port}`,
+      options,
+      stateFile,
+      state,
+    );
     if (stateFile !== undefined) {
       try {
         createParentDirectory(stateFile);
@@ -368,7 +389,9 @@ export class FakeProcoreServer {
    */
   advanceClock(seconds: number): void {
     if (!Number.isFinite(seconds) || seconds < 0) {
-      throw new RangeError(`advanceClock(${seconds}): seconds must be a finite number >= 0; use setClock() to go back`);
+      throw new RangeError(
+        `advanceClock(${seconds}): seconds must be a finite number >= 0; use setClock() to go back`,
+      );
     }
     this.clockOffsetMs += seconds * 1000;
     this.persist();
@@ -478,7 +501,9 @@ export class FakeProcoreServer {
     // An aborted request body also lands in the catch; send() then finds nobody to answer.
     Promise.resolve()
       .then(() => this.route(req))
-      .catch(() => json(500, { error: 'server_error', error_description: 'The fake Procore server failed.' }))
+      .catch(() =>
+        json(500, { error: 'server_error', error_description: 'The fake Procore server failed.' }),
+      )
       .then((reply) => send(res, reply))
       // Only a reply Node refuses to write (e.g. a malformed injected header) gets here.
       .catch(() => res.destroy());
@@ -498,7 +523,10 @@ export class FakeProcoreServer {
       case '/rest/v1.0/me':
         return req.method === 'GET' ? this.me(req) : methodNotAllowed('GET');
       default:
-        return json(404, { error: 'not_found', error_description: `No route for ${req.method} ${pathname}` });
+        return json(404, {
+          error: 'not_found',
+          error_description: `No route for ${req.method} ${pathname}`,
+        });
     }
   }
 
@@ -566,7 +594,9 @@ export class FakeProcoreServer {
     const grantType = params.get('grant_type') ?? '';
     this.countTokenCall(grantType);
     const fault = this.takeFault('/oauth/token', grantType);
-    return fault ? this.answerWithFault(fault, () => this.tokenService(params)) : this.tokenService(params);
+    return fault
+      ? this.answerWithFault(fault, () => this.tokenService(params))
+      : this.tokenService(params);
   }
 
   private countTokenCall(grantType: string): void {
@@ -591,7 +621,11 @@ export class FakeProcoreServer {
       case '':
         return oauthError(400, 'invalid_request', 'grant_type is required.');
       default:
-        return oauthError(400, 'unsupported_grant_type', 'The authorization grant type is not supported.');
+        return oauthError(
+          400,
+          'unsupported_grant_type',
+          'The authorization grant type is not supported.',
+        );
     }
   }
 
@@ -654,7 +688,12 @@ export class FakeProcoreServer {
     this.persist();
     return json(
       200,
-      { access_token: accessToken, token_type: 'bearer', expires_in: this.accessTokenTtlSeconds, created_at: issuedAt },
+      {
+        access_token: accessToken,
+        token_type: 'bearer',
+        expires_in: this.accessTokenTtlSeconds,
+        created_at: issuedAt,
+      },
       NO_STORE,
     );
   }
@@ -667,7 +706,9 @@ export class FakeProcoreServer {
     if (!(params instanceof URLSearchParams)) return params;
     this.counters.revoke++;
     const fault = this.takeFault('/oauth/revoke', undefined);
-    return fault ? this.answerWithFault(fault, () => this.revokeService(params)) : this.revokeService(params);
+    return fault
+      ? this.answerWithFault(fault, () => this.revokeService(params))
+      : this.revokeService(params);
   }
 
   /** RFC 7009: 200 even for an unknown token, so a client cannot probe which tokens exist. */
@@ -820,10 +861,14 @@ export class FakeProcoreServer {
   // ---------------------------------------------------------------------------------------------
   // Faults and latency
 
-  private takeFault(path: FakeProcoreFaultPath, grantType: string | undefined): FakeProcoreFault | undefined {
+  private takeFault(
+    path: FakeProcoreFaultPath,
+    grantType: string | undefined,
+  ): FakeProcoreFault | undefined {
     const index = this.faults.findIndex(
       (scheduled) =>
-        scheduled.path === path && (scheduled.grantType === undefined || scheduled.grantType === grantType),
+        scheduled.path === path &&
+        (scheduled.grantType === undefined || scheduled.grantType === grantType),
     );
     const scheduled = this.faults[index];
     if (!scheduled) return undefined;
@@ -856,10 +901,18 @@ export class FakeProcoreServer {
 // -----------------------------------------------------------------------------------------------
 // Replies
 
-const NO_STORE: Readonly<Record<string, string>> = { 'Cache-Control': 'no-store', Pragma: 'no-cache' };
+const NO_STORE: Readonly<Record<string, string>> = {
+  'Cache-Control': 'no-store',
+  Pragma: 'no-cache',
+};
 const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
-function respond(status: number, contentType: string, body: string, headers: Record<string, string> = {}): HttpReply {
+function respond(
+  status: number,
+  contentType: string,
+  body: string,
+  headers: Record<string, string> = {},
+): HttpReply {
   return { type: 'respond', status, headers: { 'Content-Type': contentType, ...headers }, body };
 }
 
@@ -897,11 +950,20 @@ function invalidToken(problem: AccessTokenProblem): HttpReply {
 }
 
 function redirectTo(location: URL): HttpReply {
-  return { type: 'respond', status: 302, headers: { Location: location.toString(), ...NO_STORE }, body: '' };
+  return {
+    type: 'respond',
+    status: 302,
+    headers: { Location: location.toString(), ...NO_STORE },
+    body: '',
+  };
 }
 
 function methodNotAllowed(allow: string): HttpReply {
-  return json(405, { error: 'method_not_allowed', error_description: `Use ${allow}.` }, { Allow: allow });
+  return json(
+    405,
+    { error: 'method_not_allowed', error_description: `Use ${allow}.` },
+    { Allow: allow },
+  );
 }
 
 function faultReply(fault: FakeProcoreFault, nowMs: number, expiresIn: number): Reply {
@@ -921,18 +983,30 @@ function faultReply(fault: FakeProcoreFault, nowMs: number, expiresIn: number): 
     case 'oversized':
       return respond(200, JSON_CONTENT_TYPE, oversizedJson(fault.bytes ?? DEFAULT_OVERSIZED_BYTES));
     case 'missing-access-token':
-      return json(200, { token_type: 'bearer', expires_in: expiresIn, created_at: epochSeconds(nowMs) });
+      return json(200, {
+        token_type: 'bearer',
+        expires_in: expiresIn,
+        created_at: epochSeconds(nowMs),
+      });
   }
 }
 
 function statusFaultReply(fault: Extract<FakeProcoreFault, { kind: 'status' }>): HttpReply {
   const headers: Record<string, string> = {};
-  if (fault.retryAfterSeconds !== undefined) headers['Retry-After'] = String(fault.retryAfterSeconds);
+  if (fault.retryAfterSeconds !== undefined)
+    headers['Retry-After'] = String(fault.retryAfterSeconds);
   if (fault.body === undefined && fault.contentType === undefined) {
-    return oauthError(fault.status, 'server_error', `Injected fault: HTTP ${fault.status}.`, headers);
+    return oauthError(
+      fault.status,
+      'server_error',
+      `Injected fault: HTTP ${fault.status}.`,
+      headers,
+    );
   }
   const body = fault.body ?? JSON.stringify({ error: 'server_error' });
-  const contentType = fault.contentType ?? (fault.body === undefined ? JSON_CONTENT_TYPE : 'text/plain; charset=utf-8');
+  const contentType =
+    fault.contentType ??
+    (fault.body === undefined ? JSON_CONTENT_TYPE : 'text/plain; charset=utf-8');
   return respond(fault.status, contentType, body, headers);
 }
 
@@ -975,7 +1049,10 @@ function send(res: ServerResponse, reply: Reply): void {
       res.socket?.resetAndDestroy();
       return;
     case 'respond':
-      res.writeHead(reply.status, { ...reply.headers, 'Content-Length': String(Buffer.byteLength(reply.body)) });
+      res.writeHead(reply.status, {
+        ...reply.headers,
+        'Content-Length': String(Buffer.byteLength(reply.body)),
+      });
       res.end(reply.body);
   }
 }
@@ -996,7 +1073,9 @@ async function readParams(req: IncomingMessage): Promise<URLSearchParams | Reply
     });
   }
   const isJson = (req.headers['content-type'] ?? '').toLowerCase().includes('application/json');
-  const params = isJson ? jsonParams(body.toString('utf8')) : new URLSearchParams(body.toString('utf8'));
+  const params = isJson
+    ? jsonParams(body.toString('utf8'))
+    : new URLSearchParams(body.toString('utf8'));
   return params ?? oauthError(400, 'invalid_request', 'The request body is not a JSON object.');
 }
 
@@ -1049,7 +1128,10 @@ function loadState(file: string): PersistedState | undefined {
   try {
     value = JSON.parse(text) as unknown;
   } catch (error) {
-    throw new Error(`FakeProcoreServer: the state file ${file} is not valid JSON; fix or delete it`, { cause: error });
+    throw new Error(
+      `FakeProcoreServer: the state file ${file} is not valid JSON; fix or delete it`,
+      { cause: error },
+    );
   }
   const problem = persistedStateProblem(value);
   if (problem !== undefined) {
@@ -1063,7 +1145,8 @@ function loadState(file: string): PersistedState | undefined {
 /** What is wrong with `value` as a {@link PersistedState}, or undefined when nothing is. */
 function persistedStateProblem(value: unknown): string | undefined {
   if (!isRecord(value)) return 'not a JSON object';
-  if (value['version'] !== STATE_FILE_VERSION) return `unsupported version ${JSON.stringify(value['version'])}`;
+  if (value['version'] !== STATE_FILE_VERSION)
+    return `unsupported version ${JSON.stringify(value['version'])}`;
   const secret = value['jwtSecret'];
   const secretBytes = typeof secret === 'string' ? Buffer.from(secret, 'base64url') : undefined;
   // Node's base64url decoder skips what it does not understand, hence the round trip.
@@ -1096,7 +1179,8 @@ function isPersistedGrant(value: unknown): value is PersistedGrant {
     typeof value['id'] === 'string' &&
     value['id'] !== '' &&
     (value['user'] === null || isUser(value['user'])) &&
-    (value['refreshToken'] === null || (typeof value['refreshToken'] === 'string' && value['refreshToken'] !== '')) &&
+    (value['refreshToken'] === null ||
+      (typeof value['refreshToken'] === 'string' && value['refreshToken'] !== '')) &&
     typeof value['revoked'] === 'boolean'
   );
 }
@@ -1118,7 +1202,9 @@ function createParentDirectory(file: string): void {
   try {
     mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   } catch (error) {
-    throw new Error(`FakeProcoreServer: cannot create the directory of the state file ${file}`, { cause: error });
+    throw new Error(`FakeProcoreServer: cannot create the directory of the state file ${file}`, {
+      cause: error,
+    });
   }
 }
 
@@ -1166,7 +1252,9 @@ function validateOptions(options: FakeProcoreServerOptions): void {
   }
   const ttl = options.accessTokenTtlSeconds;
   if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) {
-    throw new RangeError(`FakeProcoreServer: accessTokenTtlSeconds must be a positive integer, got ${ttl}`);
+    throw new RangeError(
+      `FakeProcoreServer: accessTokenTtlSeconds must be a positive integer, got ${ttl}`,
+    );
   }
   if (options.stateFile !== undefined && options.stateFile === '') {
     throw new RangeError('FakeProcoreServer: stateFile must not be empty');

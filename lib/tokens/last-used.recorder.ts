@@ -36,7 +36,9 @@ export class LastUsedRecorder {
     const ownerIds = [...this.pending];
     this.pending = new Set();
     this.flushing = this.store.touch(ownerIds, new Date()).catch((error: unknown) => {
-      this.logger.warn(`Could not record last use of ${ownerIds.length} Procore connection(s): ${String((error as Error)?.message ?? error)}`);
+      this.logger.warn(
+        `Could not record last use of ${ownerIds.length} Procore connection(s): ${String((error as Error)?.message ?? error)}`,
+      );
     });
     await this.flushing;
   }

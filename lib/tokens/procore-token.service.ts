@@ -14,7 +14,11 @@ import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.
 import { ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
 import { assertSafeReturnTo } from '../oauth/return-to.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.constants.js';
-import { assertConnected, ProcoreTokenRefresher, type IssuedAccessToken } from '../refresh/procore-token.refresher.js';
+import {
+  assertConnected,
+  ProcoreTokenRefresher,
+  type IssuedAccessToken,
+} from '../refresh/procore-token.refresher.js';
 import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { AccessTokenCache } from './access-token.cache.js';
@@ -102,11 +106,15 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     await this.stateStore.save({
       stateHash,
       ownerId: owner,
-      codeVerifier: verifier ? this.cipher.encrypt(verifier, `procore-oauth-state:${stateHash}`) : null,
+      codeVerifier: verifier
+        ? this.cipher.encrypt(verifier, `procore-oauth-state:${stateHash}`)
+        : null,
       returnTo,
       expiresAt: new Date(Date.now() + this.options.stateTtlSeconds * 1000),
     });
-    const challenge = verifier ? createHash('sha256').update(verifier).digest('base64url') : undefined;
+    const challenge = verifier
+      ? createHash('sha256').update(verifier).digest('base64url')
+      : undefined;
     return { url: this.client.authorizeUrl(state, challenge), state };
   }
 
@@ -121,24 +129,38 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     error?: string | null;
     ownerId?: ProcoreOwnerId;
   }): Promise<ProcoreCallbackResult> {
-    if (!params.state) throw new ProcoreOAuthStateError('missing_state', 'The callback has no state parameter.');
+    if (!params.state)
+      throw new ProcoreOAuthStateError('missing_state', 'The callback has no state parameter.');
     const owner = params.ownerId === undefined ? undefined : normalizeOwner(params.ownerId);
     const consumed = await this.stateStore.consume(hashState(params.state), owner);
     if (consumed.kind === 'unknown') {
-      throw new ProcoreOAuthStateError('unknown_state', 'The state is unknown or was already used: start the authorization again.');
+      throw new ProcoreOAuthStateError(
+        'unknown_state',
+        'The state is unknown or was already used: start the authorization again.',
+      );
     }
     if (consumed.kind === 'owner_mismatch') {
-      throw new ProcoreOAuthStateError('owner_mismatch', 'The state was issued to another user: start the authorization again.');
+      throw new ProcoreOAuthStateError(
+        'owner_mismatch',
+        'The state was issued to another user: start the authorization again.',
+      );
     }
     const { record } = consumed;
     if (record.expiresAt.getTime() <= Date.now()) {
-      throw new ProcoreOAuthStateError('expired_state', 'The state has expired: start the authorization again.');
+      throw new ProcoreOAuthStateError(
+        'expired_state',
+        'The state has expired: start the authorization again.',
+      );
     }
     if (params.error) {
       const error = /^[a-z_]{1,64}$/.test(params.error) ? params.error : 'unknown_error';
-      throw new ProcoreOAuthStateError('access_denied', `Procore did not authorize the app (${error}).`);
+      throw new ProcoreOAuthStateError(
+        'access_denied',
+        `Procore did not authorize the app (${error}).`,
+      );
     }
-    if (!params.code) throw new ProcoreOAuthStateError('missing_code', 'The callback has no code parameter.');
+    if (!params.code)
+      throw new ProcoreOAuthStateError('missing_code', 'The callback has no code parameter.');
     const verifier = record.codeVerifier
       ? this.cipher.decrypt(record.codeVerifier, `procore-oauth-state:${record.stateHash}`)
       : undefined;
@@ -152,7 +174,10 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
    * Adopts tokens obtained elsewhere (a migration from another integration). The expiry is taken
    * from `created_at` + `expires_in` when Procore's `created_at` is given, else from now.
    */
-  async importTokens(ownerId: ProcoreOwnerId, tokenResponse: ProcoreTokenResponse): Promise<ProcoreConnection> {
+  async importTokens(
+    ownerId: ProcoreOwnerId,
+    tokenResponse: ProcoreTokenResponse,
+  ): Promise<ProcoreConnection> {
     const response = parseTokenResponse(tokenResponse, 'importTokens()');
     const issuedAt = response.created_at !== undefined ? response.created_at * 1000 : Date.now();
     return this.storeTokens(normalizeOwner(ownerId), response, issuedAt);
@@ -194,24 +219,32 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   async revoke(ownerId: ProcoreOwnerId): Promise<void> {
     const owner = normalizeOwner(ownerId);
     this.cache.delete(owner);
-    const revoked = await this.store.withLock(owner, this.options.lockTimeoutMs, async (record, writer) => {
-      if (!record || record.status === 'revoked') return false;
-      const token = this.tryOpen(() => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record));
-      // Tokens of another environment are never sent to this environment's hosts.
-      if (token && record.environment === this.options.environment) await this.client.revoke(token);
-      await writer.update({
-        status: 'revoked',
-        accessToken: null,
-        refreshToken: null,
-        keyId: null,
-        expiresAt: null,
-        revokedAt: new Date(),
-        version: record.version + 1,
-      });
-      return true;
-    });
+    const revoked = await this.store.withLock(
+      owner,
+      this.options.lockTimeoutMs,
+      async (record, writer) => {
+        if (!record || record.status === 'revoked') return false;
+        const token = this.tryOpen(
+          () => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record),
+        );
+        // Tokens of another environment are never sent to this environment's hosts.
+        if (token && record.environment === this.options.environment)
+          await this.client.revoke(token);
+        await writer.update({
+          status: 'revoked',
+          accessToken: null,
+          refreshToken: null,
+          keyId: null,
+          expiresAt: null,
+          revokedAt: new Date(),
+          version: record.version + 1,
+        });
+        return true;
+      },
+    );
     this.cache.delete(owner);
-    if (revoked) this.events.emit({ type: ProcoreAuthEventType.Revoked, ownerId: owner, at: new Date() });
+    if (revoked)
+      this.events.emit({ type: ProcoreAuthEventType.Revoked, ownerId: owner, at: new Date() });
   }
 
   /** The owner's connection status and timestamps (no secrets), or null. */
@@ -247,7 +280,10 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     const record = await this.store.find(owner);
     assertConnected(owner, record, this.options.environment);
     if (this.refresher.isFresh(record, this.skewMs)) {
-      const issued = { token: openAccessToken(this.cipher, record) as string, expiresAt: record.expiresAt as Date };
+      const issued = {
+        token: openAccessToken(this.cipher, record) as string,
+        expiresAt: record.expiresAt as Date,
+      };
       this.cache.set(owner, issued.token, issued.expiresAt);
       return issued;
     }
@@ -270,7 +306,11 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     }
   }
 
-  private async storeTokens(owner: string, response: ProcoreTokenResponse, issuedAt: number): Promise<ProcoreConnection> {
+  private async storeTokens(
+    owner: string,
+    response: ProcoreTokenResponse,
+    issuedAt: number,
+  ): Promise<ProcoreConnection> {
     const sealed = sealTokens(this.cipher, owner, response.access_token, response.refresh_token);
     const expiresAt = new Date(issuedAt + response.expires_in * 1000);
     const record = await this.store.upsert(owner, {

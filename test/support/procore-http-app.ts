@@ -28,7 +28,9 @@ function projectsController(fake: FakeProcoreServer) {
     /** @ProcoreToken() on its own: no guard. */
     @Get('me')
     async me(@ProcoreToken() token: string) {
-      const response = await fetch(`${fake.url}/rest/v1.0/me`, { headers: { authorization: `Bearer ${token}` } });
+      const response = await fetch(`${fake.url}/rest/v1.0/me`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       return response.json();
     }
 
@@ -69,7 +71,11 @@ export async function createHttpTestApp(params: {
 }): Promise<HttpTestApp> {
   @Module({
     imports: [
-      TypeOrmModule.forRoot({ type: 'postgres', url: params.databaseUrl, entities: procoreAuthEntities }),
+      TypeOrmModule.forRoot({
+        type: 'postgres',
+        url: params.databaseUrl,
+        entities: procoreAuthEntities,
+      }),
       ProcoreAuthModule.forRoot({ ...params.options, isGlobal: true }),
     ],
     controllers: [projectsController(params.fake)],

@@ -25,14 +25,30 @@ export function generateKey(keyId?: string): string {
 export class RecordingLogger implements LoggerService {
   readonly lines: string[] = [];
   private push(level: string, message: unknown, rest: unknown[]): void {
-    this.lines.push([level, message, ...rest].map((part) => (part instanceof Error ? `${part.message} ${part.stack}` : String(part))).join(' '));
+    this.lines.push(
+      [level, message, ...rest]
+        .map((part) => (part instanceof Error ? `${part.message} ${part.stack}` : String(part)))
+        .join(' '),
+    );
   }
-  log(message: unknown, ...rest: unknown[]) { this.push('log', message, rest); }
-  error(message: unknown, ...rest: unknown[]) { this.push('error', message, rest); }
-  warn(message: unknown, ...rest: unknown[]) { this.push('warn', message, rest); }
-  debug(message: unknown, ...rest: unknown[]) { this.push('debug', message, rest); }
-  verbose(message: unknown, ...rest: unknown[]) { this.push('verbose', message, rest); }
-  fatal(message: unknown, ...rest: unknown[]) { this.push('fatal', message, rest); }
+  log(message: unknown, ...rest: unknown[]) {
+    this.push('log', message, rest);
+  }
+  error(message: unknown, ...rest: unknown[]) {
+    this.push('error', message, rest);
+  }
+  warn(message: unknown, ...rest: unknown[]) {
+    this.push('warn', message, rest);
+  }
+  debug(message: unknown, ...rest: unknown[]) {
+    this.push('debug', message, rest);
+  }
+  verbose(message: unknown, ...rest: unknown[]) {
+    this.push('verbose', message, rest);
+  }
+  fatal(message: unknown, ...rest: unknown[]) {
+    this.push('fatal', message, rest);
+  }
 }
 
 /** The key every test app uses unless a test rotates keys: instances of one suite share it, as deployments do. */
@@ -144,7 +160,12 @@ export async function expireStoredToken(
 }
 
 /** The raw row, as stored. */
-export async function rawRow(dataSource: DataSource, ownerId: string): Promise<Record<string, unknown>> {
-  const [row] = (await dataSource.query('SELECT * FROM procore_oauth_tokens WHERE owner_id = $1', [ownerId])) as Record<string, unknown>[];
+export async function rawRow(
+  dataSource: DataSource,
+  ownerId: string,
+): Promise<Record<string, unknown>> {
+  const [row] = (await dataSource.query('SELECT * FROM procore_oauth_tokens WHERE owner_id = $1', [
+    ownerId,
+  ])) as Record<string, unknown>[];
   return row;
 }

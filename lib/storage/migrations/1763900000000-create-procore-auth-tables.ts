@@ -1,6 +1,10 @@
 import { Table, TableIndex, type MigrationInterface, type QueryRunner } from 'typeorm';
 
-const timestamp = (name: string, nullable = true) => ({ name, type: 'timestamptz', isNullable: nullable });
+const timestamp = (name: string, nullable = true) => ({
+  name,
+  type: 'timestamptz',
+  isNullable: nullable,
+});
 
 /**
  * Creates `procore_oauth_tokens` and `procore_oauth_states`. Written with TypeORM's schema API so
@@ -14,7 +18,13 @@ export class CreateProcoreAuthTables1763900000000 implements MigrationInterface 
       new Table({
         name: 'procore_oauth_tokens',
         columns: [
-          { name: 'id', type: 'uuid', isPrimary: true, isGenerated: true, generationStrategy: 'uuid' },
+          {
+            name: 'id',
+            type: 'uuid',
+            isPrimary: true,
+            isGenerated: true,
+            generationStrategy: 'uuid',
+          },
           { name: 'owner_id', type: 'varchar', length: '255' },
           { name: 'environment', type: 'varchar', length: '32' },
           { name: 'status', type: 'varchar', length: '32', default: "'active'" },
@@ -45,7 +55,11 @@ export class CreateProcoreAuthTables1763900000000 implements MigrationInterface 
     );
     await queryRunner.createIndex(
       'procore_oauth_tokens',
-      new TableIndex({ name: 'UQ_procore_oauth_tokens_owner_id', columnNames: ['owner_id'], isUnique: true }),
+      new TableIndex({
+        name: 'UQ_procore_oauth_tokens_owner_id',
+        columnNames: ['owner_id'],
+        isUnique: true,
+      }),
     );
     await queryRunner.createIndex(
       'procore_oauth_tokens',
