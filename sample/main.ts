@@ -10,20 +10,24 @@ async function bootstrap(): Promise<void> {
   await app.listen(port, '127.0.0.1');
 
   const base = `http://localhost:${port}`;
+  const as = `-H 'x-user-id: alice'`;
   const banner = [
     '',
     `nestjs-procore-auth sample listening on ${base}`,
     ...defaults.notes.map((note) => `  ${note}`),
     '',
     "Try it (the x-user-id header is the sample's stand-in for your login):",
-    `  curl -si -H 'x-user-id: alice' ${base}/procore/oauth/authorize | grep -i ^location   # 1. start: Procore's authorize URL`,
+    "  # 1. start the connection: our route answers 302 to Procore's authorize URL",
+    `  curl -s -o /dev/null -w '%{redirect_url}\\n' ${as} ${base}/procore/oauth/authorize`,
     defaults.fakeProcore
-      ? `  curl -si '<that location>' | grep -i ^location                                     # 2. the fake approves: our callback URL`
-      : '  open that URL in a browser and approve                                             # 2. Procore redirects to the callback',
-    `  curl -s -H 'x-user-id: alice' '<that callback URL>'                                 # 3. connected`,
-    `  curl -s -H 'x-user-id: alice' ${base}/me                                           # Procore's /rest/v1.0/me with alice's token`,
-    `  curl -s -H 'x-user-id: alice' ${base}/status                                       # the connection, no secrets`,
-    `  curl -s -X DELETE -H 'x-user-id: alice' ${base}/connection                         # revoke`,
+      ? "  # 2. Procore (here the fake, which auto-approves) redirects to our callback\n  curl -s -o /dev/null -w '%{redirect_url}\\n' '<the URL printed by 1>'"
+      : '  # 2. open the URL printed by 1 in a browser and approve; Procore redirects to the callback',
+    '  # 3. the callback stores the connection',
+    `  curl -s ${as} '<the URL printed by 2>'`,
+    "  # then: Procore's /rest/v1.0/me with alice's token, the connection (no secrets), revoke",
+    `  curl -s ${as} ${base}/me`,
+    `  curl -s ${as} ${base}/status`,
+    `  curl -s -X DELETE ${as} ${base}/connection`,
     `Or in a browser: ${base}/login/alice`,
     '',
   ];
