@@ -80,7 +80,14 @@ export async function applyEmbeddedDefaults(appPort: number): Promise<EmbeddedDe
   const stops: (() => Promise<void>)[] = [];
 
   if (!process.env.DATABASE_URL) {
-    stops.push(await startPostgres());
+    stops.push(
+      await startPostgres().catch((error: Error) => {
+        throw new Error(
+          `Could not start the embedded PostgreSQL in ${join(SAMPLE_DATA_DIR, 'postgres')}: ${error.message}\n` +
+            'Set DATABASE_URL to use a PostgreSQL server of yours instead.',
+        );
+      }),
+    );
     notes.push(`database: embedded PostgreSQL (data in ${join(SAMPLE_DATA_DIR, 'postgres')})`);
   } else {
     notes.push('database: DATABASE_URL');
