@@ -3,7 +3,7 @@ import { Module } from '@nestjs/common';
 import { ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { firstValueFrom } from 'rxjs';
+import { filter, firstValueFrom } from 'rxjs';
 import {
   PROCORE_REFRESH_JOB,
   ProcoreAuthEvents,
@@ -240,10 +240,15 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
 
     // Without ScheduleModule the job still runs on its own timer.
     const app = await start({ scheduler: { enabled: true, intervalMs: 200 } });
-    const [owner] = await seedDue(app, 1);
-    const refreshed = await firstValueFrom(
-      app.app.get(ProcoreAuthEvents).on(ProcoreAuthEventType.TokenRefreshed),
+    const owner = `batch${batch + 1}-0`; // the owner seedDue() is about to create
+    // Subscribe before seeding: the timer may fire as soon as the row is due.
+    const refreshed = firstValueFrom(
+      app.app
+        .get(ProcoreAuthEvents)
+        .on(ProcoreAuthEventType.TokenRefreshed)
+        .pipe(filter((event) => event.ownerId === owner)),
     );
-    expect(refreshed).toMatchObject({ ownerId: owner, trigger: 'scheduler' });
+    await seedDue(app, 1);
+    expect(await refreshed).toMatchObject({ ownerId: owner, trigger: 'scheduler' });
   });
 });
