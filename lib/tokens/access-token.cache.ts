@@ -14,10 +14,16 @@ interface CachedToken {
 export class AccessTokenCache {
   private readonly cache: LRUCache<string, CachedToken> | undefined;
 
-  constructor(maxEntries: number, ttlSeconds: number) {
+  /** `clock` measures the entries' age (a monotonic clock by default; tests pass their own). */
+  constructor(maxEntries: number, ttlSeconds: number, clock: { now(): number } = performance) {
     this.cache =
       maxEntries > 0 && ttlSeconds > 0
-        ? new LRUCache({ max: maxEntries, ttl: ttlSeconds * 1000, ttlAutopurge: false })
+        ? new LRUCache({
+            max: maxEntries,
+            ttl: ttlSeconds * 1000,
+            ttlAutopurge: false,
+            perf: clock,
+          })
         : undefined;
   }
 
