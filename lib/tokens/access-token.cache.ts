@@ -22,6 +22,8 @@ export class AccessTokenCache {
             max: maxEntries,
             ttl: ttlSeconds * 1000,
             ttlAutopurge: false,
+            // Read the clock on every get: cheap, and no debounce timer per call on the hot path.
+            ttlResolution: 0,
             perf: clock,
           })
         : undefined;
