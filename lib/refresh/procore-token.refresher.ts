@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { openAccessToken, openRefreshToken, sealTokens } from '../crypto/connection-secrets.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
@@ -126,8 +127,12 @@ export class ProcoreTokenRefresher {
           const cause = outcomeUnknown ? RESPONSE_LOST : 'invalid_grant';
           return this.requireReauthorization(writer, record, cause);
         }
+        if (error instanceof ProcoreConfigurationError) {
+          // invalid_client: the app's credentials are wrong, not the user's grant. Leave the row as it is.
+          return { kind: 'failed', error, attempts: attempt + 1 };
+        }
         if (!(error instanceof ProcoreTransientError)) {
-          // Configuration errors, invalid responses, other OAuth errors: nothing to retry.
+          // Invalid responses, other OAuth errors: nothing to retry.
           // A 2xx with an unusable body may still have consumed the token.
           await this.recordFailure(
             writer,
