@@ -13,3 +13,4 @@ export type {
   FakeProcoreTokenResponse,
   FakeProcoreUser,
 } from './fake-procore.server.js';
+export { connectWithFakeProcore, fakeProcoreAuthOptions } from './procore-testing.helpers.js';

@@ -13,7 +13,11 @@ import {
   type ProcoreAuthEvent,
   type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
-import type { FakeProcoreServer } from 'nestjs-procore-auth/testing';
+import {
+  connectWithFakeProcore,
+  fakeProcoreAuthOptions,
+  type FakeProcoreServer,
+} from 'nestjs-procore-auth/testing';
 
 /** A fresh 32-byte key in base64 (optionally with a key id). */
 export function generateKey(keyId?: string): string {
@@ -54,22 +58,17 @@ export class RecordingLogger implements LoggerService {
 /** The key every test app uses unless a test rotates keys: instances of one suite share it, as deployments do. */
 export const TEST_ENCRYPTION_KEY = generateKey('test-key');
 
-/** Options pointing the module at the fake Procore server. */
+/** Options pointing the module at the fake Procore server (the package's own testing helper). */
 export function fakeProcoreOptions(
   fake: FakeProcoreServer,
   overrides: Partial<ProcoreAuthModuleOptions> = {},
 ): ProcoreAuthModuleOptions {
-  return {
-    clientId: fake.clientId,
-    clientSecret: fake.clientSecret,
+  return fakeProcoreAuthOptions(fake, {
     redirectUri: 'http://127.0.0.1:3000/procore/oauth/callback',
-    authBaseUrl: fake.url,
-    apiBaseUrl: fake.url,
     encryptionKey: TEST_ENCRYPTION_KEY,
-    scheduler: { enabled: false },
     http: { retryBaseDelayMs: 5 },
     ...overrides,
-  };
+  });
 }
 
 /** Runs the package's migrations once on a suite's database. */
@@ -128,19 +127,9 @@ export async function createProcoreTestApp(params: {
   };
 }
 
-/**
- * Connects an owner through the real authorization-code flow: our authorize URL, the fake's
- * authorize endpoint (auto-approve), then handleCallback with the code it redirected with.
- */
+/** Connects an owner through the real authorization-code flow against the fake. */
 export async function connectOwner(service: ProcoreTokenService, ownerId: string): Promise<void> {
-  const { url } = await service.getAuthorizationUrl(ownerId);
-  const response = await fetch(url, { redirect: 'manual' });
-  const location = new URL(response.headers.get('location') as string);
-  await service.handleCallback({
-    code: location.searchParams.get('code'),
-    state: location.searchParams.get('state'),
-    ownerId,
-  });
+  await connectWithFakeProcore(service, ownerId);
 }
 
 /**
