@@ -1,11 +1,10 @@
-import { Module } from '@nestjs/common';
+import { Module, type DynamicModule } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   ConfigurableProcoreAuthModule,
   PROCORE_AUTH_ASYNC_OPTIONS_TYPE,
   PROCORE_AUTH_OPTIONS_TYPE,
 } from './procore-auth.module-definition.js';
-import type { DynamicModule } from '@nestjs/common';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
