@@ -266,7 +266,8 @@ export class ProcoreTokenRefresher {
     }
   }
 
-  private issued(record: ProcoreTokenRecord): IssuedAccessToken {
+  /** The stored access token of a row already known to be fresh. */
+  issued(record: ProcoreTokenRecord): IssuedAccessToken {
     return {
       token: openAccessToken(this.cipher, record) as string,
       expiresAt: record.expiresAt as Date,

@@ -280,10 +280,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     const record = await this.store.find(owner);
     assertConnected(owner, record, this.options.environment);
     if (this.refresher.isFresh(record, this.skewMs)) {
-      const issued = {
-        token: openAccessToken(this.cipher, record) as string,
-        expiresAt: record.expiresAt as Date,
-      };
+      const issued = this.refresher.issued(record);
       this.cache.set(owner, issued.token, issued.expiresAt);
       return issued;
     }
