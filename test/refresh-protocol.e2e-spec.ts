@@ -1,4 +1,13 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import {
+  afterAll,
+  afterEach,
+  beforeAll,
+  beforeEach,
+  describe,
+  expect,
+  it,
+  jest,
+} from '@jest/globals';
 import {
   ProcoreAuthEventType,
   ProcoreConfigurationError,
@@ -6,6 +15,7 @@ import {
   ProcoreReauthorizationRequiredError,
   ProcoreTimeoutError,
   ProcoreTokenRefreshError,
+  type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
 import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
 import {
@@ -56,6 +66,16 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     expect(logged).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}/);
     await database.drop();
   });
+
+  /** Replaces the running instance with one built from these options: a restart or redeploy. */
+  async function restart(overrides: Partial<ProcoreAuthModuleOptions> = {}): Promise<void> {
+    await instance.close();
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, overrides),
+      logger,
+    });
+  }
 
   async function connected(): Promise<string> {
     const ownerId = nextOwner();
@@ -256,12 +276,7 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
 
   it('gives up on a hanging token endpoint within the configured bound, keeping the connection active', async () => {
     const ownerId = await connected();
-    await instance.close();
-    instance = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { encryptionKey, http: { timeoutMs: 300, retries: 0 } }),
-      logger,
-    });
+    await restart({ encryptionKey, http: { timeoutMs: 300, retries: 0 } });
     await expireStoredToken(instance.dataSource, fake, ownerId);
     fake.injectFault({ kind: 'hang' }, { grantType: 'refresh_token' });
 
@@ -288,12 +303,7 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
 
   it('treats invalid_client as a configuration error and leaves the connection untouched', async () => {
     const ownerId = await connected();
-    await instance.close();
-    instance = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { encryptionKey, clientSecret: 'wrong-secret' }),
-      logger,
-    });
+    await restart({ encryptionKey, clientSecret: 'wrong-secret' });
     await expireStoredToken(instance.dataSource, fake, ownerId);
     const before = await rawRow(instance.dataSource, ownerId);
 

@@ -5,6 +5,7 @@ import {
   ProcoreOAuthStateError,
   ProcoreReauthorizationRequiredError,
   ProcoreTokenDecryptionError,
+  type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
 import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
 import {
@@ -54,6 +55,16 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     await database.drop();
   });
 
+  /** Replaces the running instance with one built from these options: a restart or redeploy. */
+  async function restart(overrides: Partial<ProcoreAuthModuleOptions> = {}): Promise<void> {
+    await instance.close();
+    instance = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, overrides),
+      logger,
+    });
+  }
+
   /** Starts a flow and lets the fake approve it; returns what Procore redirected back with. */
   async function authorize(service = instance.service, ownerId: string, returnTo?: string) {
     const { url, state } = await service.getAuthorizationUrl(ownerId, { returnTo });
@@ -97,12 +108,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     });
 
     it('uses PKCE S256 when the pkce option is on', async () => {
-      await instance.close();
-      instance = await createProcoreTestApp({
-        databaseUrl: database.url,
-        options: fakeProcoreOptions(fake, { pkce: true }),
-        logger,
-      });
+      await restart({ pkce: true });
       const ownerId = nextOwner();
       const { state, code, authorizeUrl } = await authorize(instance.service, ownerId);
       expect(authorizeUrl.searchParams.get('code_challenge_method')).toBe('S256');
@@ -140,12 +146,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     });
 
     it('refuses an expired state', async () => {
-      await instance.close();
-      instance = await createProcoreTestApp({
-        databaseUrl: database.url,
-        options: fakeProcoreOptions(fake, { stateTtlSeconds: 10 }),
-        logger,
-      });
+      await restart({ stateTtlSeconds: 10 });
       const ownerId = nextOwner();
       const { state, code } = await authorize(instance.service, ownerId);
       await instance.dataSource.query(
@@ -236,12 +237,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
     it('reads tokens written with an old key after rotation, and writes new ones with the new key', async () => {
       const ownerId = nextOwner();
       const oldKey = generateKey('2025');
-      await instance.close();
-      instance = await createProcoreTestApp({
-        databaseUrl: database.url,
-        options: fakeProcoreOptions(fake, { encryptionKey: oldKey }),
-        logger,
-      });
+      await restart({ encryptionKey: oldKey });
       await connectOwner(instance.service, ownerId);
       const tokenBefore = await instance.service.getAccessToken(ownerId);
       await instance.close();
@@ -271,12 +267,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
         logger,
       });
       await connectOwner(instance.service, other);
-      await instance.close();
-      instance = await createProcoreTestApp({
-        databaseUrl: database.url,
-        options: fakeProcoreOptions(fake, { encryptionKey: generateKey('2027') }),
-        logger,
-      });
+      await restart({ encryptionKey: generateKey('2027') });
       await expect(instance.service.getAccessToken(other)).rejects.toThrow(
         /key "2025".*PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS/,
       );
@@ -286,26 +277,15 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
   it('re-encrypts every stored connection with the current key, so the old key can be retired', async () => {
     const oldKey = generateKey('old');
     const newKey = generateKey('new');
-    await instance.close();
-    instance = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { encryptionKey: oldKey }),
-      logger,
-    });
+    await restart({ encryptionKey: oldKey });
     const owners = [nextOwner(), nextOwner(), nextOwner()];
     for (const ownerId of owners) await connectOwner(instance.service, ownerId);
     const tokens = await Promise.all(
       owners.map((ownerId) => instance.service.getAccessToken(ownerId)),
     );
-    await instance.close();
-
-    instance = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, {
-        encryptionKey: newKey,
-        previousEncryptionKeys: [oldKey],
-      }),
-      logger,
+    await restart({
+      encryptionKey: newKey,
+      previousEncryptionKeys: [oldKey],
     });
     const { ProcoreKeyRotationService } = await import('nestjs-procore-auth');
     const result = await instance.app.get(ProcoreKeyRotationService).reencryptAll(2);
@@ -315,13 +295,7 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       [owners],
     );
     expect(rows).toEqual(owners.map(() => ({ key_id: 'new' })));
-    await instance.close();
-
-    instance = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { encryptionKey: newKey }),
-      logger,
-    });
+    await restart({ encryptionKey: newKey });
     expect(
       await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId))),
     ).toEqual(tokens);
