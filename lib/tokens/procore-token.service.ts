@@ -24,21 +24,13 @@ import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-t
 import { AccessTokenCache } from './access-token.cache.js';
 import { LastUsedRecorder } from './last-used.recorder.js';
 import { SingleFlight } from './single-flight.js';
-import { parseTokenResponse } from '../oauth/token-response.parser.js';
+import { normalizeOwner, type ProcoreOwnerId } from './procore-owner-id.js';
 
-/** The owner of a connection: your user id. Numbers are stored as strings. */
-export type ProcoreOwnerId = string | number;
+export type { ProcoreOwnerId } from './procore-owner-id.js';
+import { parseTokenResponse } from '../oauth/token-response.parser.js';
 
 function hashState(state: string): string {
   return createHash('sha256').update(state, 'utf8').digest('hex');
-}
-
-function normalizeOwner(ownerId: ProcoreOwnerId): string {
-  const value = String(ownerId);
-  if (!value || value.length > 255) {
-    throw new TypeError('ownerId must be a non-empty string or number of at most 255 characters.');
-  }
-  return value;
 }
 
 function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
