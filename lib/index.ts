@@ -55,6 +55,7 @@ export {
   type ProcoreTokenInsert,
   type ProcoreTokenPatch,
   type ProcoreTokenRecord,
+  type ProcoreTokenUpsert,
 } from './storage/procore-token.store.js';
 export { TypeOrmProcoreTokenStore } from './storage/typeorm-procore-token.store.js';
 export { ProcoreTokenService, type ProcoreOwnerId } from './tokens/procore-token.service.js';

@@ -12,6 +12,7 @@ import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js';
+import { ProcoreInFlightOperations } from './refresh/in-flight-operations.js';
 import { ProcoreTokenRefresher } from './refresh/procore-token.refresher.js';
 import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { dataSourceResolver } from './storage/data-source.resolver.js';
@@ -43,11 +44,15 @@ export const procoreAuthProviders: Provider[] = [
   {
     provide: ProcoreOAuthStateStore,
     useFactory: (options: ResolvedProcoreAuthOptions, moduleRef: ModuleRef) =>
-      new TypeOrmProcoreOAuthStateStore(dataSourceResolver(options.dataSource, moduleRef)),
+      new TypeOrmProcoreOAuthStateStore(
+        dataSourceResolver(options.dataSource, moduleRef),
+        options.maxPendingStatesPerOwner,
+      ),
     inject: [PROCORE_AUTH_OPTIONS, ModuleRef],
   },
   ProcoreAuthEvents,
   ProcoreOAuthClient,
+  ProcoreInFlightOperations,
   ProcoreTokenRefresher,
   ProcoreTokenService,
   ProcoreKeyRotationService,

@@ -63,7 +63,10 @@ export class ProcoreAuthOptionsSchema {
   @IsOptional() @IsInt() @Min(0) refreshSkewSeconds?: number;
   @IsOptional() @IsBoolean() pkce?: boolean;
   @IsOptional() @IsInt() @Min(10) stateTtlSeconds?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(1000) maxPendingStatesPerOwner?: number;
+  @IsOptional() @IsBoolean() bindFlowToBrowser?: boolean;
   @IsOptional() @IsInt() @Min(100) lockTimeoutMs?: number;
+  @IsOptional() @IsInt() @Min(0) shutdownTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(0) touchIntervalSeconds?: number;
   @IsOptional() @ValidateNested() @Type(() => HttpOptionsSchema) http?: HttpOptionsSchema;
   @IsOptional()

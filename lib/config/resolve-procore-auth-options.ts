@@ -4,6 +4,7 @@ import type {
   ProcoreEnvironment,
   ProcoreOwnerResolver,
 } from '../interfaces/procore-auth-options.interface.js';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { validateProcoreAuthOptions } from './procore-auth-options.validation.js';
 import { PROCORE_ENVIRONMENT_HOSTS } from './procore-env.js';
 
@@ -21,7 +22,10 @@ export interface ResolvedProcoreAuthOptions {
   refreshSkewSeconds: number;
   pkce: boolean;
   stateTtlSeconds: number;
+  maxPendingStatesPerOwner: number;
+  bindFlowToBrowser: boolean;
   lockTimeoutMs: number;
+  shutdownTimeoutMs: number;
   touchIntervalSeconds: number;
   http: {
     timeoutMs: number;
@@ -64,7 +68,7 @@ export function resolveProcoreAuthOptions(
   validateProcoreAuthOptions(raw);
   const environment = raw.environment ?? 'production';
   const hosts = PROCORE_ENVIRONMENT_HOSTS[environment];
-  return {
+  return assertConsistentTimings({
     clientId: raw.clientId,
     clientSecret: raw.clientSecret,
     redirectUri: raw.redirectUri,
@@ -77,7 +81,10 @@ export function resolveProcoreAuthOptions(
     refreshSkewSeconds: raw.refreshSkewSeconds ?? 120,
     pkce: raw.pkce ?? false,
     stateTtlSeconds: raw.stateTtlSeconds ?? 600,
+    maxPendingStatesPerOwner: raw.maxPendingStatesPerOwner ?? 10,
+    bindFlowToBrowser: raw.bindFlowToBrowser ?? true,
     lockTimeoutMs: raw.lockTimeoutMs ?? 15_000,
+    shutdownTimeoutMs: raw.shutdownTimeoutMs ?? 15_000,
     touchIntervalSeconds: raw.touchIntervalSeconds ?? 300,
     http: {
       timeoutMs: raw.http?.timeoutMs ?? 10_000,
@@ -99,5 +106,29 @@ export function resolveProcoreAuthOptions(
       ttlSeconds: raw.cache?.ttlSeconds ?? 60,
     },
     dataSource: raw.dataSource,
-  };
+  });
+}
+
+/** Room left for the database statements around the one Procore call a lock is held across. */
+const DATABASE_MARGIN_MS = 1_000;
+
+/**
+ * The timing options depend on each other: a row lock is held across one call to Procore (at most
+ * `http.timeoutMs`), so waiters (`lockTimeoutMs`) and the shutdown drain (`shutdownTimeoutMs`)
+ * must outlast one call, or they give up on refreshes that are about to succeed.
+ */
+function assertConsistentTimings(options: ResolvedProcoreAuthOptions): ResolvedProcoreAuthOptions {
+  const needed = options.http.timeoutMs + DATABASE_MARGIN_MS;
+  const problems = (['lockTimeoutMs', 'shutdownTimeoutMs'] as const)
+    .filter((name) => options[name] < needed)
+    .map(
+      (name) =>
+        `${name} (${options[name]} ms) must be at least http.timeoutMs + ${DATABASE_MARGIN_MS} ms (${needed} ms): raise ${name} or lower http.timeoutMs`,
+    );
+  if (problems.length > 0) {
+    throw new ProcoreConfigurationError(
+      `Invalid ProcoreAuthModule options:\n  - ${problems.join('\n  - ')}`,
+    );
+  }
+  return options;
 }

@@ -1,5 +1,6 @@
 export * from './procore-auth.error.js';
 export * from './procore-configuration.error.js';
+export * from './procore-invalid-owner.error.js';
 export * from './procore-invalid-response.error.js';
 export * from './procore-lock-timeout.error.js';
 export * from './procore-oauth-state.error.js';
@@ -9,3 +10,5 @@ export * from './procore-timeout.error.js';
 export * from './procore-token-decryption.error.js';
 export * from './procore-token-refresh.error.js';
 export * from './procore-transient.error.js';
+export * from './procore-shutdown.error.js';
+export * from './procore-storage.error.js';

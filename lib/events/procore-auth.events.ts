@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, Subject, filter } from 'rxjs';
 
 /** Event names, usable as `@OnEvent()` names when you bridge the stream to `@nestjs/event-emitter`. */
@@ -47,7 +47,7 @@ export type ProcoreAuthEvent =
  * `events.events$.subscribe((event) => emitter.emit(event.type, event))`.
  */
 @Injectable()
-export class ProcoreAuthEvents implements OnModuleDestroy {
+export class ProcoreAuthEvents implements OnApplicationShutdown {
   private readonly subject = new Subject<ProcoreAuthEvent>();
 
   /** Every event, as it happens (hot: subscribe at startup). */
@@ -67,7 +67,8 @@ export class ProcoreAuthEvents implements OnModuleDestroy {
     this.subject.next(event);
   }
 
-  onModuleDestroy(): void {
+  /** Completes the stream after the shutdown drain, so events of refreshes finished on shutdown still arrive. */
+  onApplicationShutdown(): void {
     this.subject.complete();
   }
 }

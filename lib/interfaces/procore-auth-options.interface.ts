@@ -103,8 +103,33 @@ export interface ProcoreAuthModuleOptions {
   pkce?: boolean;
   /** Lifetime of an authorization `state`, in seconds. Default `600`. */
   stateTtlSeconds?: number;
-  /** Longest wait for another caller's refresh of the same connection (row lock), in ms. Default `15000`. */
+  /**
+   * Pending authorizations kept per owner (one per browser tab that started a connection):
+   * starting one more deletes the owner's oldest, so repeated `/authorize` calls cannot fill the
+   * table. Default `10`.
+   */
+  maxPendingStatesPerOwner?: number;
+  /**
+   * Bind the mounted OAuth routes' flow to the browser that started it (RFC 9700): `/authorize`
+   * sets a short-lived HttpOnly cookie tied to the `state`, and `/callback` answers 400
+   * `browser_mismatch` without it, so a leaked `state` alone cannot complete a connection. Turn
+   * off only when the callback is completed by another client than the one that started the flow.
+   * `getAuthorizationUrl()` called by your own code is never bound. Default `true`.
+   */
+  bindFlowToBrowser?: boolean;
+  /**
+   * Longest wait for another caller's refresh of the same connection (row lock), in ms. The lock
+   * is held across one call to Procore at most, so this must exceed `http.timeoutMs` by at least
+   * one second (checked at bootstrap). Default `15000`.
+   */
   lockTimeoutMs?: number;
+  /**
+   * On shutdown, how long to wait for refreshes and revocations in flight (so a rotated token is
+   * stored before the DataSource closes), in ms. Must exceed `http.timeoutMs` by at least one
+   * second (checked at bootstrap); keep it below your platform's grace period (Kubernetes: 30 s).
+   * Default `15000`.
+   */
+  shutdownTimeoutMs?: number;
   /** "Last used" is written at most once per this many seconds per owner. Default `300`. */
   touchIntervalSeconds?: number;
   http?: ProcoreHttpOptions;

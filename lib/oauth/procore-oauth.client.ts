@@ -47,6 +47,16 @@ function parseRetryAfter(value: string | null): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
+/**
+ * The OAuth `error` of an answer as a code safe to put in messages, the `last_error_code` column
+ * (varchar 64) and event payloads: RFC 6749 codes are lowercase words joined by "_"; anything
+ * else is `unknown_error`. Undefined when the answer has no `error` string at all.
+ */
+function oauthErrorCode(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  return /^[a-z_]{1,64}$/.test(value) ? value : 'unknown_error';
+}
+
 /** An OAuth error description is shown to operators only when it cannot carry a token. */
 function safeDescription(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
@@ -107,12 +117,13 @@ export class ProcoreOAuthClient {
     );
   }
 
-  /** Revokes a token; Procore revokes the access AND refresh token of the grant, and answers 200 for unknown tokens. */
+  /**
+   * Revokes a token with one call; Procore revokes the access AND refresh token of the grant, and
+   * answers 200 for unknown tokens. Retrying is the caller's decision (it may hold a row lock).
+   */
   async revoke(token: string): Promise<void> {
-    await withRetries(this.options.http, isTransient, async () => {
-      const answer = await this.post('/oauth/revoke', { token });
-      this.throwUnlessOk('/oauth/revoke', answer);
-    });
+    const answer = await this.post('/oauth/revoke', { token });
+    this.throwUnlessOk('/oauth/revoke', answer);
   }
 
   private async requestToken(form: Record<string, string>): Promise<ProcoreTokenResponse> {
@@ -204,7 +215,7 @@ export class ProcoreOAuthClient {
       );
     }
     const json = this.tryJson(answer.body);
-    const oauthError = typeof json?.error === 'string' ? json.error : undefined;
+    const oauthError = oauthErrorCode(json?.error);
     if (oauthError === 'invalid_client' || answer.status === 401) {
       throw new ProcoreConfigurationError(
         `Procore ${endpoint} rejected the app's client credentials (${oauthError ?? answer.status}): check PROCORE_CLIENT_ID / PROCORE_CLIENT_SECRET and the environment (${this.options.environment}).`,

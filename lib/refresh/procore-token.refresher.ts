@@ -1,11 +1,12 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { openAccessToken, openRefreshToken, sealTokens } from '../crypto/connection-secrets.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
+import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
+import { ProcoreTokenPersistError } from '../errors/procore-storage.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
 import {
@@ -20,13 +21,24 @@ import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.cons
 import {
   ProcoreTokenStore,
   type LockedTokenWriter,
+  type ProcoreTokenPatch,
   type ProcoreTokenRecord,
 } from '../storage/procore-token.store.js';
+import { asProcoreError, storageErrorCode } from '../storage/storage-errors.js';
+import { ProcoreInFlightOperations } from './in-flight-operations.js';
 
 /** Recorded when a refresh call's outcome is unknown (5xx/timeout/reset after it was sent). */
 export const OUTCOME_UNKNOWN = 'refresh_outcome_unknown';
+/** Recorded when Procore rotated the token but the new one could not be stored. */
+export const PERSIST_FAILED = 'refresh_persist_failed';
 /** Recorded when the refresh token was consumed by a call whose response never reached us. */
 export const RESPONSE_LOST = 'refresh_response_lost';
+
+/** Error codes meaning "the stored refresh token may already be consumed at Procore". */
+const MAYBE_CONSUMED = new Set<string | null>([OUTCOME_UNKNOWN, PERSIST_FAILED]);
+
+/** Delays between the attempts to save rotated tokens after the locked transaction failed. */
+const SALVAGE_DELAYS_MS = [0, 250, 1_000];
 
 /** A usable access token and when it expires. */
 export interface IssuedAccessToken {
@@ -41,31 +53,53 @@ type Outcome =
   | { kind: 'fresh'; issued: IssuedAccessToken }
   | { kind: 'refreshed'; issued: IssuedAccessToken; version: number }
   | { kind: 'reauthorization'; cause: string }
-  | { kind: 'failed'; error: unknown; attempts: number };
+  | { kind: 'failed'; error: ProcoreAuthError; attempts: number };
+
+/** One locked attempt either settles the outcome or asks for another one after a pause. */
+type Attempt = Outcome | { kind: 'retry'; delayMs: number; version: number; error: unknown };
+
+/** Tokens Procore issued in an attempt, kept until they are known to be stored. */
+interface Rotation {
+  record: ProcoreTokenRecord;
+  response: ProcoreTokenResponse;
+  patch: ProcoreTokenPatch;
+  expiresAt: Date;
+}
 
 /**
  * The refresh protocol: exactly one refresh per token generation, however many callers and
- * instances race, and a rotated refresh token is never lost.
+ * instances race, and a rotated refresh token is stored before anyone uses the new access token.
  *
  * 1. The caller (ProcoreTokenService) already served cache hits and joined the in-process
  *    single-flight for the owner, so one call per owner per instance gets here.
  * 2. Lock the owner's row (`SELECT ... FOR UPDATE`) in a transaction and read it again: another
  *    instance may have refreshed while we waited; then its token is returned.
- * 3. Only if the row is still stale, call Procore's token endpoint with its refresh token.
+ * 3. Only if the row is still stale, call Procore's token endpoint ONCE with its refresh token.
  * 4. Write both new tokens (encrypted), the expiry (request start + `expires_in`) and the bumped
  *    version through the locked transaction, commit, and only then hand out the access token.
  *
- * The row lock is held across one HTTP round trip on purpose: PostgreSQL releases it when the
- * process dies, and only one caller per owner waits on it (bounded by `lockTimeoutMs`).
+ * The row lock is held across one HTTP round trip (at most `http.timeoutMs`, which bootstrap
+ * checks is below `lockTimeoutMs`), never across a retry pause: a transient failure is recorded
+ * and committed, the lock released, and the next attempt starts again at step 2. Storage errors
+ * are never read as Procore's answer: rotated tokens whose transaction failed are saved again in a
+ * fresh statement guarded by the row's version (see `salvage`).
  */
 @Injectable()
 export class ProcoreTokenRefresher {
+  private readonly logger = new Logger('ProcoreAuth');
+  /**
+   * Owners whose stored refresh token this instance knows may be consumed, with the row version it
+   * applies to: the database mark (`last_error_code`) may not have been writable.
+   */
+  private readonly maybeConsumed = new Map<string, number>();
+
   constructor(
     @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
     @Inject(PROCORE_TOKEN_CIPHER) private readonly cipher: TokenCipher,
     private readonly store: ProcoreTokenStore,
     private readonly client: ProcoreOAuthClient,
     private readonly events: ProcoreAuthEvents,
+    private readonly inFlight: ProcoreInFlightOperations,
   ) {}
 
   /** Whether a row's access token still has more than `marginMs` left. */
@@ -79,92 +113,150 @@ export class ProcoreTokenRefresher {
 
   /**
    * Returns a valid access token for the owner, refreshing under the row lock if the stored one
-   * has `marginMs` or less left (a function: the margin depends on the row, as the scheduler's does). With `seenVersion`, refreshes unless the row moved past that
-   * version meanwhile (a forced refresh that someone else already did counts as done).
+   * has `marginMs` or less left (a function: the margin depends on the row, as the scheduler's
+   * does). With `seenVersion`, refreshes unless the row moved past that version meanwhile (a forced
+   * refresh that someone else already did counts as done). Tracked for shutdown.
    */
-  async refresh(
+  refresh(
     ownerId: string,
     trigger: ProcoreRefreshTrigger,
     marginMs: number | ((record: ProcoreTokenRecord) => number),
     seenVersion?: number,
   ): Promise<IssuedAccessToken> {
-    const outcome = await this.store.withLock(
-      ownerId,
-      this.options.lockTimeoutMs,
-      (record, writer) => {
-        assertConnected(ownerId, record, this.options.environment);
-        const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
-        const refreshedMeanwhile =
-          seenVersion === undefined ? this.isFresh(record, margin) : record.version !== seenVersion;
-        if (refreshedMeanwhile && this.isFresh(record, 0)) {
-          return Promise.resolve<Outcome>({ kind: 'fresh', issued: this.issued(record) });
-        }
-        return this.refreshLocked(record, writer);
-      },
-    );
-    return this.settle(ownerId, trigger, outcome);
+    return this.inFlight.run('a token refresh', async () => {
+      let outcome: Outcome;
+      try {
+        outcome = await this.attempts(ownerId, marginMs, seenVersion);
+      } catch (error) {
+        // The row's state (not connected, revoked) is an answer, not a failed refresh.
+        if (error instanceof ProcoreReauthorizationRequiredError) throw error;
+        outcome = {
+          kind: 'failed',
+          error: asProcoreError(error, ownerId, 'refreshing'),
+          attempts: 0,
+        };
+      }
+      return this.settle(ownerId, trigger, outcome);
+    });
   }
 
-  /** Step 3 and 4, inside the transaction that holds the row lock. */
-  private async refreshLocked(
-    record: ProcoreTokenRecord,
-    writer: LockedTokenWriter,
+  /** Runs locked attempts until one settles; pauses between them hold no lock and no transaction. */
+  private async attempts(
+    ownerId: string,
+    marginMs: number | ((record: ProcoreTokenRecord) => number),
+    seenVersion: number | undefined,
   ): Promise<Outcome> {
-    const refreshToken = openRefreshToken(this.cipher, record);
-    if (!refreshToken) return this.requireReauthorization(writer, record, 'no_refresh_token');
-    const { retries } = this.options.http;
-    // Set once a call may have reached Procore: its refresh token may be consumed already.
-    let outcomeUnknown = record.lastErrorCode === OUTCOME_UNKNOWN;
+    let baseline = seenVersion;
     for (let attempt = 0; ; attempt++) {
-      const startedAt = Date.now();
+      const result = await this.attempt(ownerId, marginMs, baseline, attempt);
+      if (result.kind !== 'retry') return result;
+      // From now on any new version means someone else refreshed (e.g. another instance while we paused).
+      baseline ??= result.version;
       try {
-        const response = await this.client.refresh(refreshToken);
-        return await this.persist(record, writer, response, refreshToken, startedAt);
-      } catch (error) {
-        if (error instanceof ProcoreOAuthError && error.error === 'invalid_grant') {
-          // Procore no longer honours this refresh token. If an earlier call's answer was lost,
-          // that call consumed it: say so, it tells operators it was not the user who revoked.
-          const cause = outcomeUnknown ? RESPONSE_LOST : 'invalid_grant';
-          return this.requireReauthorization(writer, record, cause);
-        }
-        if (error instanceof ProcoreConfigurationError) {
-          // invalid_client: the app's credentials are wrong, not the user's grant. Leave the row as it is.
-          return { kind: 'failed', error, attempts: attempt + 1 };
-        }
-        if (!(error instanceof ProcoreTransientError)) {
-          // Invalid responses, other OAuth errors: nothing to retry.
-          // A 2xx with an unusable body may still have consumed the token.
-          await this.recordFailure(
-            writer,
-            record,
-            error,
-            outcomeUnknown || isUnusableSuccess(error),
-          );
-          return { kind: 'failed', error, attempts: attempt + 1 };
-        }
-        outcomeUnknown ||= error.requestSent;
-        const delay =
-          attempt < retries ? retryDelayMs(this.options.http, attempt, error) : undefined;
-        if (delay === undefined) {
-          await this.recordFailure(writer, record, error, outcomeUnknown);
-          return { kind: 'failed', error, attempts: attempt + 1 };
-        }
-        // No re-read is needed before retrying: we hold the row lock, so no other caller or
-        // instance can have refreshed this row meanwhile. Retrying may end in invalid_grant if
-        // Procore did process the lost call; that is classified as refresh_response_lost above.
-        await sleep(delay);
+        await this.inFlight.pause(result.delayMs, 'a refresh retry');
+      } catch {
+        return {
+          kind: 'failed',
+          error: asProcoreError(result.error, ownerId, ''),
+          attempts: attempt + 1,
+        };
       }
     }
   }
 
-  /** Step 4: both tokens, expiry and version in one write, inside the locked transaction. */
-  private async persist(
+  /** Steps 2 to 4 once: one transaction, at most one call to Procore. */
+  private async attempt(
+    ownerId: string,
+    marginMs: number | ((record: ProcoreTokenRecord) => number),
+    baseline: number | undefined,
+    attempt: number,
+  ): Promise<Attempt> {
+    let rotation: Rotation | undefined;
+    try {
+      return await this.store.withLock(
+        ownerId,
+        this.options.lockTimeoutMs,
+        async (record, writer) => {
+          assertConnected(ownerId, record, this.options.environment);
+          const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
+          const refreshedMeanwhile =
+            baseline === undefined ? this.isFresh(record, margin) : record.version !== baseline;
+          if (refreshedMeanwhile && this.isFresh(record, 0)) {
+            return { kind: 'fresh', issued: this.issued(record) };
+          }
+          const refreshToken = openRefreshToken(this.cipher, record);
+          if (!refreshToken) return this.requireReauthorization(writer, record, 'no_refresh_token');
+          const startedAt = Date.now();
+          let response: ProcoreTokenResponse;
+          try {
+            response = await this.client.refresh(refreshToken);
+          } catch (error) {
+            return this.classify(error, record, writer, attempt);
+          }
+          // From here on the old refresh token is consumed and the new one exists only in memory:
+          // any failure is a storage failure, handled by salvage() below.
+          rotation = this.rotation(record, response, refreshToken, startedAt);
+          await writer.update(rotation.patch);
+          return this.refreshed(rotation);
+        },
+      );
+    } catch (error) {
+      if (rotation) return this.salvage(ownerId, rotation, error, attempt);
+      throw error;
+    }
+  }
+
+  /** Classifies a failed token call (inside the transaction that holds the lock). */
+  private async classify(
+    error: unknown,
     record: ProcoreTokenRecord,
     writer: LockedTokenWriter,
+    attempt: number,
+  ): Promise<Attempt> {
+    // Set once a call may have reached Procore: its refresh token may be consumed already.
+    let maybeConsumed =
+      MAYBE_CONSUMED.has(record.lastErrorCode) ||
+      this.maybeConsumed.get(record.ownerId) === record.version;
+    if (error instanceof ProcoreOAuthError && error.error === 'invalid_grant') {
+      // Procore no longer honours this refresh token. If an earlier call's answer was lost, that
+      // call consumed it: say so, it tells operators it was not the user who revoked.
+      return this.requireReauthorization(
+        writer,
+        record,
+        maybeConsumed ? RESPONSE_LOST : 'invalid_grant',
+      );
+    }
+    if (error instanceof ProcoreConfigurationError) {
+      // invalid_client: the app's credentials are wrong, not the user's grant. Leave the row as it is.
+      return { kind: 'failed', error, attempts: attempt + 1 };
+    }
+    const failure = asProcoreError(error, record.ownerId, 'calling Procore');
+    if (!(error instanceof ProcoreTransientError)) {
+      // Invalid responses, other OAuth errors: nothing to retry. A 2xx with an unusable body may
+      // still have consumed the token.
+      maybeConsumed ||= isUnusableSuccess(error);
+      await this.recordFailure(writer, record, error, maybeConsumed);
+      return { kind: 'failed', error: failure, attempts: attempt + 1 };
+    }
+    maybeConsumed ||= error.requestSent;
+    await this.recordFailure(writer, record, error, maybeConsumed);
+    const delayMs =
+      attempt < this.options.http.retries
+        ? retryDelayMs(this.options.http, attempt, error)
+        : undefined;
+    if (delayMs === undefined) return { kind: 'failed', error: failure, attempts: attempt + 1 };
+    // The next attempt re-reads the row under the lock: another instance may have succeeded
+    // meanwhile, and a retry that ends in invalid_grant after a lost answer is classified above.
+    return { kind: 'retry', delayMs, version: record.version, error };
+  }
+
+  /** Step 4's write: both tokens, expiry and version. */
+  private rotation(
+    record: ProcoreTokenRecord,
     response: ProcoreTokenResponse,
     previousRefreshToken: string,
     startedAt: number,
-  ): Promise<Outcome> {
+  ): Rotation {
     // A response without a refresh token keeps the old one (re-encrypted with the current key).
     const sealed = sealTokens(
       this.cipher,
@@ -173,18 +265,93 @@ export class ProcoreTokenRefresher {
       response.refresh_token ?? previousRefreshToken,
     );
     const expiresAt = new Date(startedAt + response.expires_in * 1000);
-    const version = record.version + 1;
-    await writer.update({
-      ...sealed,
+    return {
+      record,
+      response,
       expiresAt,
-      tokenLifetimeSeconds: Math.round(response.expires_in),
-      version,
-      lastRefreshedAt: new Date(),
-      failureCount: 0,
-      lastErrorCode: null,
-      lastErrorAt: null,
-    });
-    return { kind: 'refreshed', issued: { token: response.access_token, expiresAt }, version };
+      patch: {
+        ...sealed,
+        expiresAt,
+        tokenLifetimeSeconds: Math.round(response.expires_in),
+        version: record.version + 1,
+        lastRefreshedAt: new Date(),
+        failureCount: 0,
+        lastErrorCode: null,
+        lastErrorAt: null,
+      },
+    };
+  }
+
+  private refreshed(rotation: Rotation): Outcome {
+    this.maybeConsumed.delete(rotation.record.ownerId);
+    return {
+      kind: 'refreshed',
+      issued: { token: rotation.response.access_token, expiresAt: rotation.expiresAt },
+      version: rotation.record.version + 1,
+    };
+  }
+
+  /**
+   * The transaction that held the lock failed after Procore rotated the token (backend terminated,
+   * idle-in-transaction or statement timeout, commit lost). The old refresh token is consumed, so
+   * nobody else can have refreshed: save the rotation again in a fresh statement guarded by the
+   * row's version, a few times. If the version moved, the first commit may have landed after all:
+   * check that the stored token is ours. Only if all that fails is the rotation lost; then the row
+   * is marked (when the database allows) so the next `invalid_grant` reads `refresh_response_lost`.
+   */
+  private async salvage(
+    ownerId: string,
+    rotation: Rotation,
+    cause: unknown,
+    attempt: number,
+  ): Promise<Outcome> {
+    const version = rotation.record.version;
+    let lastError = cause;
+    for (const delayMs of SALVAGE_DELAYS_MS) {
+      if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+      try {
+        if (await this.store.updateIfVersion(ownerId, version, rotation.patch)) {
+          this.logger.warn(
+            `Stored the rotated Procore token of owner "${ownerId}" on a second try after a storage error (${storageErrorCode(cause)}).`,
+          );
+          return this.refreshed(rotation);
+        }
+        const current = await this.store.find(ownerId);
+        if (current && this.holdsRotation(current, rotation)) return this.refreshed(rotation);
+        lastError = new Error('the connection was replaced or revoked meanwhile');
+        break;
+      } catch (error) {
+        lastError = error;
+      }
+    }
+    this.maybeConsumed.set(ownerId, version);
+    if (this.maybeConsumed.size > 10_000) this.maybeConsumed.clear();
+    await this.store
+      .updateIfVersion(ownerId, version, {
+        lastErrorCode: PERSIST_FAILED,
+        lastErrorAt: new Date(),
+        failureCount: rotation.record.failureCount + 1,
+      })
+      .catch(() => false);
+    const code = storageErrorCode(lastError);
+    this.logger.error(
+      `Procore rotated the refresh token of owner "${ownerId}" but it could not be stored (${code}): the owner will have to reconnect if the next refresh is refused (recorded as ${RESPONSE_LOST}).`,
+    );
+    const error = new ProcoreTokenPersistError(
+      ownerId,
+      `The rotated Procore token of owner "${ownerId}" could not be stored (${code}).`,
+      { cause: lastError },
+    );
+    return { kind: 'failed', error, attempts: attempt + 1 };
+  }
+
+  /** Whether the stored row holds the access token of this rotation (its commit did land). */
+  private holdsRotation(record: ProcoreTokenRecord, rotation: Rotation): boolean {
+    try {
+      return openAccessToken(this.cipher, record) === rotation.response.access_token;
+    } catch {
+      return false;
+    }
   }
 
   private async requireReauthorization(
@@ -202,6 +369,7 @@ export class ProcoreTokenRefresher {
       lastErrorAt: new Date(),
       failureCount: record.failureCount + 1,
     });
+    this.maybeConsumed.delete(record.ownerId);
     return { kind: 'reauthorization', cause };
   }
 
@@ -209,16 +377,18 @@ export class ProcoreTokenRefresher {
     writer: LockedTokenWriter,
     record: ProcoreTokenRecord,
     error: unknown,
-    outcomeUnknown: boolean,
+    maybeConsumed: boolean,
   ): Promise<void> {
+    // Remembered here too: if this write fails, the next attempt must still know.
+    if (maybeConsumed) this.maybeConsumed.set(record.ownerId, record.version);
     await writer.update({
       failureCount: record.failureCount + 1,
-      lastErrorCode: outcomeUnknown ? OUTCOME_UNKNOWN : errorCodeOf(error),
+      lastErrorCode: maybeConsumed ? OUTCOME_UNKNOWN : errorCodeOf(error),
       lastErrorAt: new Date(),
     });
   }
 
-  /** After commit: publish the outcome (cache, events) and answer the caller. */
+  /** After commit: publish the outcome (log, events) and answer the caller. */
   private settle(
     ownerId: string,
     trigger: ProcoreRefreshTrigger,
@@ -239,6 +409,9 @@ export class ProcoreTokenRefresher {
         });
         return { ...outcome.issued, refreshed: true };
       case 'reauthorization':
+        this.logger.warn(
+          `Procore connection of owner "${ownerId}" needs reauthorization (${outcome.cause}).`,
+        );
         this.events.emit({
           type: ProcoreAuthEventType.ReauthorizationRequired,
           ownerId,
@@ -250,12 +423,16 @@ export class ProcoreTokenRefresher {
           'reauthorization_required',
           outcome.cause,
         );
-      case 'failed':
+      case 'failed': {
+        const errorCode = errorCodeOf(outcome.error);
+        this.logger.warn(
+          `Procore token refresh failed for owner "${ownerId}" (${errorCode}, ${outcome.attempts} attempt(s), trigger ${trigger}).`,
+        );
         this.events.emit({
           type: ProcoreAuthEventType.RefreshFailed,
           ownerId,
           at,
-          errorCode: errorCodeOf(outcome.error),
+          errorCode,
           attempts: outcome.attempts,
           trigger,
         });
@@ -263,6 +440,7 @@ export class ProcoreTokenRefresher {
           throw new ProcoreTokenRefreshError(ownerId, outcome.attempts, { cause: outcome.error });
         }
         throw outcome.error;
+      }
     }
   }
 
@@ -298,11 +476,12 @@ export function assertConnected(
   }
 }
 
-function errorCodeOf(error: unknown): string {
+/** The stable code of a failure, for `last_error_code`, events and logs (never free text). */
+export function errorCodeOf(error: unknown): string {
   if (error instanceof ProcoreTransientError && error.status) return `http_${error.status}`;
   if (error instanceof ProcoreOAuthError) return error.error;
   const code = (error as { code?: unknown })?.code;
-  return typeof code === 'string' ? code : 'unknown_error';
+  return typeof code === 'string' && /^[A-Za-z0-9_]{1,64}$/.test(code) ? code : 'unknown_error';
 }
 
 function isUnusableSuccess(error: unknown): boolean {

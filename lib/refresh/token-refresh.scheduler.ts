@@ -11,6 +11,7 @@ import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
+import { storageErrorCode } from '../storage/storage-errors.js';
 import { ProcoreTokenRefresher } from './procore-token.refresher.js';
 
 /** Name under which the job is registered with `SchedulerRegistry` when the app has one. */
@@ -48,6 +49,8 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<ProcoreRefreshTickSummary> | undefined;
   private stopping = false;
+  /** The error that stopped the previous tick: repeats are logged at debug level, not once a tick. */
+  private failing: string | undefined;
   private registry:
     | { addInterval(name: string, id: NodeJS.Timeout): void; deleteInterval(name: string): void }
     | undefined;
@@ -77,7 +80,15 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
       clearInterval(this.timer);
       this.timer = undefined;
     }
-    await this.running?.catch(() => undefined);
+    // Its refreshes are tracked by ProcoreInFlightOperations, whose drain bounds the wait.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.running?.catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, this.options.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   /**
@@ -118,8 +129,16 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
         await this.refreshAll(ownerIds, summary);
         if (ownerIds.length < batchSize) break;
       }
+      if (this.failing !== undefined) {
+        this.logger.log('Procore token refresh: the database answers again; ticks resumed.');
+        this.failing = undefined;
+      }
     } catch (error) {
-      this.logger.error(`Procore token refresh tick stopped: ${(error as Error).message}`);
+      const code = storageErrorCode(error);
+      const line = `Procore token refresh tick stopped (${code}): ${(error as Error).message}. Tokens already cached keep being served; the next tick tries again.`;
+      if (this.failing === code) this.logger.debug(line);
+      else this.logger.error(line);
+      this.failing = code;
     }
     summary.durationMs = Date.now() - startedAt;
     const line = `Procore token refresh: claimed ${summary.claimed}, refreshed ${summary.refreshed}, skipped ${summary.skipped}, failed ${summary.failed}, reauthorization required ${summary.reauthorizationRequired} in ${summary.durationMs} ms`;

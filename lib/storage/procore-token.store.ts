@@ -29,6 +29,12 @@ export type ProcoreTokenInsert = Pick<
   'environment' | 'accessToken' | 'refreshToken' | 'keyId' | 'expiresAt' | 'tokenLifetimeSeconds'
 >;
 
+/** What `upsert` did: the stored connection, and the row it replaced (`null` for a new owner). */
+export interface ProcoreTokenUpsert {
+  record: ProcoreTokenRecord;
+  replaced: ProcoreTokenRecord | null;
+}
+
 /** Writes inside the transaction that holds a connection's row lock. */
 export interface LockedTokenWriter {
   update(patch: ProcoreTokenPatch): Promise<void>;
@@ -63,9 +69,22 @@ export abstract class ProcoreTokenStore {
 
   /**
    * Creates the owner's connection or replaces its tokens (status `active`, failures cleared,
-   * version bumped), atomically.
+   * version bumped), atomically. Returns the stored connection and, when one existed, the row as
+   * it was just before (so the replaced grant can be revoked at Procore).
    */
-  abstract upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenRecord>;
+  abstract upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenUpsert>;
+
+  /**
+   * Writes `patch` only if the owner's row still has `expectedVersion`, in one atomic statement
+   * outside any other transaction; resolves `true` when it wrote. Used to save rotated tokens
+   * again after the transaction that held the row lock failed (the old refresh token is consumed
+   * at Procore, so no one else can have refreshed: the version guard proves it).
+   */
+  abstract updateIfVersion(
+    ownerId: string,
+    expectedVersion: number,
+    patch: ProcoreTokenPatch,
+  ): Promise<boolean>;
 
   /**
    * Runs `work` with the owner's row locked (`null` when there is no row), waiting at most

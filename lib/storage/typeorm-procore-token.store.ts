@@ -9,6 +9,7 @@ import {
   type ProcoreTokenInsert,
   type ProcoreTokenPatch,
   type ProcoreTokenRecord,
+  type ProcoreTokenUpsert,
 } from './procore-token.store.js';
 
 /** PostgreSQL's `lock_not_available`, raised when `lock_timeout` elapses. */
@@ -59,11 +60,18 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     return entity ? toRecord(entity) : null;
   }
 
-  async upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenRecord> {
-    // One statement, so a concurrent connect of the same owner cannot interleave; the version keeps
-    // counting across reconnects (one value per token generation).
-    await this.dataSource.query(
-      `INSERT INTO ${this.table} AS t
+  async upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenUpsert> {
+    // The row as it was (locked, so a concurrent refresh cannot rotate it between this read and the
+    // write), then one INSERT ... ON CONFLICT; the version keeps counting across reconnects (one
+    // value per token generation).
+    return this.dataSource.transaction(async (manager) => {
+      const previous = await manager
+        .createQueryBuilder(ProcoreTokenEntity, 't')
+        .setLock('pessimistic_write')
+        .where('t.owner_id = :ownerId', { ownerId })
+        .getOne();
+      await manager.query(
+        `INSERT INTO ${this.table} AS t
          (owner_id, environment, status, access_token, refresh_token, key_id, expires_at,
           token_lifetime_seconds, version, connected_at, failure_count)
        VALUES ($1, $2, 'active', $3, $4, $5, $6, $7, 1, now(), 0)
@@ -74,23 +82,28 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
          token_lifetime_seconds = EXCLUDED.token_lifetime_seconds, version = t.version + 1,
          connected_at = now(), failure_count = 0, last_error_code = NULL, last_error_at = NULL,
          revoked_at = NULL, refresh_claimed_until = NULL, updated_at = now()`,
-      [
-        ownerId,
-        values.environment,
-        values.accessToken,
-        values.refreshToken,
-        values.keyId,
-        values.expiresAt,
-        values.tokenLifetimeSeconds,
-      ],
-    );
-    const record = await this.find(ownerId);
-    if (!record) {
-      throw new Error(
-        `The Procore connection of owner "${ownerId}" vanished right after it was written.`,
+        [
+          ownerId,
+          values.environment,
+          values.accessToken,
+          values.refreshToken,
+          values.keyId,
+          values.expiresAt,
+          values.tokenLifetimeSeconds,
+        ],
       );
-    }
-    return record;
+      const stored = await manager.findOneByOrFail(ProcoreTokenEntity, { ownerId });
+      return { record: toRecord(stored), replaced: previous ? toRecord(previous) : null };
+    });
+  }
+
+  async updateIfVersion(
+    ownerId: string,
+    expectedVersion: number,
+    patch: ProcoreTokenPatch,
+  ): Promise<boolean> {
+    const result = await this.repository.update({ ownerId, version: expectedVersion }, patch);
+    return result.affected === 1;
   }
 
   async withLock<T>(

@@ -11,14 +11,18 @@ import type {
   ProcoreConnection,
 } from '../interfaces/procore-connection.interface.js';
 import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
-import { ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
+import { isTransient, ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
 import { assertSafeReturnTo } from '../oauth/return-to.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.constants.js';
+import { ProcoreInFlightOperations } from '../refresh/in-flight-operations.js';
 import {
   assertConnected,
+  errorCodeOf,
   ProcoreTokenRefresher,
   type IssuedAccessToken,
 } from '../refresh/procore-token.refresher.js';
+import { retryDelayMs, withRetries } from '../oauth/retry-policy.js';
+import { asProcoreError } from '../storage/storage-errors.js';
 import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { AccessTokenCache } from './access-token.cache.js';
@@ -59,7 +63,9 @@ function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
 export class ProcoreTokenService implements BeforeApplicationShutdown {
   private readonly logger = new Logger('ProcoreAuth');
   private readonly cache: AccessTokenCache;
-  private readonly flights = new SingleFlight<IssuedAccessToken>();
+  // Two maps, so no owner id can join another kind of call (`force:<owner>` was once a key here).
+  private readonly loads = new SingleFlight<IssuedAccessToken>();
+  private readonly forcedRefreshes = new SingleFlight<IssuedAccessToken>();
   private readonly lastUsed: LastUsedRecorder;
   private serviceToken: IssuedAccessToken | undefined;
   private serviceTokenFlight: Promise<IssuedAccessToken> | undefined;
@@ -72,6 +78,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     private readonly client: ProcoreOAuthClient,
     private readonly refresher: ProcoreTokenRefresher,
     private readonly events: ProcoreAuthEvents,
+    private readonly inFlight: ProcoreInFlightOperations,
   ) {
     this.cache = new AccessTokenCache(options.cache.maxEntries, options.cache.ttlSeconds);
     this.lastUsed = new LastUsedRecorder(store, options.touchIntervalSeconds * 1000);
@@ -187,7 +194,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
       this.lastUsed.record(owner);
       return cached;
     }
-    const issued = await this.flights.run(owner, () => this.load(owner));
+    const issued = await this.loads.run(owner, () => this.load(owner));
     this.lastUsed.record(owner);
     return issued.token;
   }
@@ -195,8 +202,8 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   /** Forces a refresh now, under the same exactly-once protocol, and returns the new access token. */
   async refresh(ownerId: ProcoreOwnerId): Promise<string> {
     const owner = normalizeOwner(ownerId);
-    const issued = await this.flights.run(`force:${owner}`, async () => {
-      const record = await this.store.find(owner);
+    const issued = await this.forcedRefreshes.run(owner, async () => {
+      const record = await this.find(owner);
       assertConnected(owner, record, this.options.environment);
       return this.refreshAndCache(owner, 'manual', this.skewMs, record.version);
     });
@@ -211,38 +218,64 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   async revoke(ownerId: ProcoreOwnerId): Promise<void> {
     const owner = normalizeOwner(ownerId);
     this.cache.delete(owner);
-    const revoked = await this.store.withLock(
-      owner,
-      this.options.lockTimeoutMs,
-      async (record, writer) => {
-        if (!record || record.status === 'revoked') return false;
-        const token = this.tryOpen(
-          () => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record),
-        );
-        // Tokens of another environment are never sent to this environment's hosts.
-        if (token && record.environment === this.options.environment)
-          await this.client.revoke(token);
-        await writer.update({
-          status: 'revoked',
-          accessToken: null,
-          refreshToken: null,
-          keyId: null,
-          expiresAt: null,
-          revokedAt: new Date(),
-          version: record.version + 1,
-        });
-        return true;
-      },
-    );
+    const revoked = await this.inFlight.run('a revocation', () => this.revokeLocked(owner));
     this.cache.delete(owner);
     if (revoked)
       this.events.emit({ type: ProcoreAuthEventType.Revoked, ownerId: owner, at: new Date() });
   }
 
+  /**
+   * One locked attempt per call to Procore's revoke endpoint: the row lock is never held across a
+   * retry pause (transient failures are retried with a fresh lock, and the row re-read).
+   */
+  private async revokeLocked(owner: string): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.store.withLock(
+          owner,
+          this.options.lockTimeoutMs,
+          async (record, writer) => {
+            if (!record || record.status === 'revoked') return false;
+            const token = this.tryOpen(
+              () => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record),
+            );
+            // Tokens of another environment are never sent to this environment's hosts.
+            if (token && record.environment === this.options.environment)
+              await this.client.revoke(token);
+            await writer.update({
+              status: 'revoked',
+              accessToken: null,
+              refreshToken: null,
+              keyId: null,
+              expiresAt: null,
+              revokedAt: new Date(),
+              version: record.version + 1,
+            });
+            return true;
+          },
+        );
+      } catch (error) {
+        const delay =
+          attempt < this.options.http.retries && isTransient(error)
+            ? retryDelayMs(this.options.http, attempt, error)
+            : undefined;
+        if (delay === undefined) throw asProcoreError(error, owner, 'revoking');
+        await this.inFlight.pause(delay, 'a revocation retry');
+      }
+    }
+  }
+
   /** The owner's connection status and timestamps (no secrets), or null. */
   async getConnection(ownerId: ProcoreOwnerId): Promise<ProcoreConnection | null> {
-    const record = await this.store.find(normalizeOwner(ownerId));
+    const record = await this.find(normalizeOwner(ownerId));
     return record ? toConnection(record) : null;
+  }
+
+  /** One indexed read; a database failure becomes a `ProcoreStorageError`. */
+  private find(owner: string): Promise<ProcoreTokenRecord | null> {
+    return this.store.find(owner).catch((error: unknown) => {
+      throw asProcoreError(error, owner, 'reading the connection');
+    });
   }
 
   /**
@@ -263,13 +296,26 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     this.cache.delete(normalizeOwner(ownerId));
   }
 
+  /**
+   * Waits (at most `shutdownTimeoutMs`) for refreshes and revocations in flight, so none loses a
+   * rotated token to the DataSource closing under it, then writes pending "last used" times.
+   */
   async beforeApplicationShutdown(): Promise<void> {
+    const running = this.inFlight.size;
+    const left = await this.inFlight.drain(this.options.shutdownTimeoutMs);
+    if (left > 0) {
+      this.logger.error(
+        `${left} Procore token operation(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): their rotated tokens may be lost.`,
+      );
+    } else if (running > 0) {
+      this.logger.log(`Finished ${running} Procore token operation(s) before shutting down.`);
+    }
     await this.lastUsed.flush();
   }
 
   /** Cache miss: one indexed read; refresh only when the stored token is stale too. */
   private async load(owner: string): Promise<IssuedAccessToken> {
-    const record = await this.store.find(owner);
+    const record = await this.find(owner);
     assertConnected(owner, record, this.options.environment);
     if (this.refresher.isFresh(record, this.skewMs)) {
       const issued = this.refresher.issued(record);
@@ -302,14 +348,19 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   ): Promise<ProcoreConnection> {
     const sealed = sealTokens(this.cipher, owner, response.access_token, response.refresh_token);
     const expiresAt = new Date(issuedAt + response.expires_in * 1000);
-    const record = await this.store.upsert(owner, {
-      ...sealed,
-      environment: this.options.environment,
-      expiresAt,
-      tokenLifetimeSeconds: Math.round(response.expires_in),
-    });
+    const { record, replaced } = await this.store
+      .upsert(owner, {
+        ...sealed,
+        environment: this.options.environment,
+        expiresAt,
+        tokenLifetimeSeconds: Math.round(response.expires_in),
+      })
+      .catch((error: unknown) => {
+        throw asProcoreError(error, owner, 'storing a new connection');
+      });
     this.cache.set(owner, response.access_token, expiresAt);
     this.events.emit({ type: ProcoreAuthEventType.Connected, ownerId: owner, at: new Date() });
+    if (replaced) await this.revokeReplaced(replaced, response);
     return toConnection(record);
   }
 
@@ -321,6 +372,31 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
       expiresAt: new Date(startedAt + response.expires_in * 1000),
     };
     return this.serviceToken;
+  }
+
+  /**
+   * A reconnect replaced a live grant: revoke it at Procore (best effort, after the new tokens
+   * were committed), or it would stay valid there, unreachable for us. Skipped when the replaced
+   * tokens are the ones just stored (a repeated import) or belong to another environment.
+   */
+  private async revokeReplaced(
+    replaced: ProcoreTokenRecord,
+    response: ProcoreTokenResponse,
+  ): Promise<void> {
+    if (replaced.status !== 'active' || replaced.environment !== this.options.environment) return;
+    const token = this.tryOpen(
+      () => openRefreshToken(this.cipher, replaced) ?? openAccessToken(this.cipher, replaced),
+    );
+    if (!token || token === response.refresh_token || token === response.access_token) return;
+    try {
+      await this.inFlight.run('revoking a replaced grant', () =>
+        withRetries(this.options.http, isTransient, () => this.client.revoke(token)),
+      );
+    } catch (error) {
+      this.logger.warn(
+        `Could not revoke the replaced Procore grant of owner "${replaced.ownerId}" (${errorCodeOf(error)}): it stays valid at Procore until the user removes the app.`,
+      );
+    }
   }
 
   /** A token that cannot be decrypted any more cannot be revoked at Procore; the row is still closed. */

@@ -1,0 +1,29 @@
+import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreStorageError } from '../errors/procore-storage.error.js';
+
+/** The PostgreSQL SQLSTATE or Node error code of a storage failure, for messages and logs. */
+export function storageErrorCode(error: unknown): string {
+  let current: unknown = error;
+  for (let depth = 0; depth < 4 && current && typeof current === 'object'; depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && code) return code;
+    current =
+      (current as { driverError?: unknown; cause?: unknown }).driverError ??
+      (current as { cause?: unknown }).cause;
+  }
+  return error instanceof Error ? error.name : 'unknown';
+}
+
+/** Wraps anything that is not already a library error as a `ProcoreStorageError`. */
+export function asProcoreError(
+  error: unknown,
+  ownerId: string | undefined,
+  doing: string,
+): ProcoreAuthError {
+  if (error instanceof ProcoreAuthError) return error;
+  return new ProcoreStorageError(
+    ownerId,
+    `The Procore token store failed while ${doing}${ownerId === undefined ? '' : ` (owner "${ownerId}")`}: ${storageErrorCode(error)}. Check the database connection; nothing was sent to Procore twice.`,
+    { cause: error },
+  );
+}
