@@ -11,6 +11,13 @@ import {
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
+import {
+  isFakeProcoreResponse,
+  markFakeProcoreResponse,
+  onFakeProcoreSecret,
+  reportFakeProcoreSecret,
+  type FakeProcoreSecretListener,
+} from './fake-procore-secrets.js';
 
 /** A Procore user as the fake knows it: what `GET /rest/v1.0/me` answers. */
 export interface FakeProcoreUser {
@@ -106,7 +113,26 @@ export type FakeProcoreFault =
   /** 200 with a valid JSON body of `bytes` bytes (default 2 MiB). */
   | { kind: 'oversized'; bytes?: number; consumeRefreshToken?: boolean }
   /** 200 JSON that looks like a token response but has no `access_token`. */
-  | { kind: 'missing-access-token'; consumeRefreshToken?: boolean };
+  | { kind: 'missing-access-token'; consumeRefreshToken?: boolean }
+  /**
+   * The server does its work (a refresh token is consumed and a new pair issued), then the JSON
+   * body of its real answer is passed through `mutate` before it is sent: e.g. a huge
+   * `expires_in`, `token_type: "mac"`, no `refresh_token`, an overlong `error`.
+   */
+  | { kind: 'tamper'; mutate: (body: Record<string, unknown>) => Record<string, unknown> }
+  /**
+   * The server does its work, then holds its real answer until `release` resolves; `onHold` runs
+   * when the call arrives. Prefer {@link FakeProcoreServer.hold}, which builds both.
+   */
+  | { kind: 'hold'; release: Promise<void>; onHold?: () => void };
+
+/** A call held by {@link FakeProcoreServer.hold}. */
+export interface FakeProcoreHold {
+  /** Resolves when the held call has arrived and Procore's work (e.g. the rotation) is done. */
+  readonly arrived: Promise<void>;
+  /** Sends the held answer. */
+  release(): void;
+}
 
 /** The grant types of `POST /oauth/token` the fake implements. */
 export type FakeProcoreGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
@@ -336,6 +362,8 @@ export class FakeProcoreServer {
     this.tokenLatencyMs = options.tokenLatencyMs ?? 0;
     this.accessTokenTtlSeconds = options.accessTokenTtlSeconds ?? DEFAULT_ACCESS_TOKEN_TTL_SECONDS;
     if (state) this.restore(state);
+    reportFakeProcoreSecret(this.clientSecret, 'client-secret');
+    reportFakeProcoreSecret(this.jwtSecret.toString('base64url'), 'signing-key');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => this.onRequest(req, res));
   }
 
@@ -376,6 +404,26 @@ export class FakeProcoreServer {
       }
     }
     return procore;
+  }
+
+  /**
+   * Calls `listener` with every secret that any fake in this process is configured with or issues
+   * from now on, as it comes into existence: client secrets and signing keys (at start),
+   * authorization codes, access and refresh tokens (including those restored from a state file),
+   * and the encryption keys `fakeProcoreAuthOptions()` generates. Meant for leak checks: scan
+   * what your app logged or answered for each of them. Returns a function that removes the
+   * listener. Listeners run synchronously and must not throw.
+   */
+  static onSecret(listener: FakeProcoreSecretListener): () => void {
+    return onFakeProcoreSecret(listener);
+  }
+
+  /**
+   * Whether a fake server wrote `response`: its token responses carry tokens by design, so a
+   * leak check that records every `http.ServerResponse` of the process skips them.
+   */
+  static isFakeResponse(response: ServerResponse): boolean {
+    return isFakeProcoreResponse(response);
   }
 
   /** The fake's clock in epoch ms: real time, moved by {@link advanceClock} and {@link setClock}. */
@@ -420,6 +468,20 @@ export class FakeProcoreServer {
       throw new TypeError(`injectFault: grantType only applies to /oauth/token, not ${path}`);
     }
     this.faults.push({ fault, path, grantType: options.grantType, remaining: times });
+  }
+
+  /**
+   * Holds the answer of the next matching call (after the server did its work, so a refresh token
+   * is already rotated) until `release()`: lets a test act at the exact moment Procore has
+   * answered but the client has not yet received it (kill a database session, shut the app down).
+   */
+  hold(options: FakeProcoreFaultOptions = {}): FakeProcoreHold {
+    let release!: () => void;
+    let arrive!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const arrived = new Promise<void>((resolve) => (arrive = resolve));
+    this.injectFault({ kind: 'hold', release: released, onHold: arrive }, options);
+    return { arrived, release };
   }
 
   /** Drops every fault that has not fired yet. */
@@ -498,6 +560,7 @@ export class FakeProcoreServer {
   // Routing
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    markFakeProcoreResponse(res);
     // An aborted request body also lands in the catch; send() then finds nobody to answer.
     Promise.resolve()
       .then(() => this.route(req))
@@ -569,6 +632,7 @@ export class FakeProcoreServer {
 
   private createAuthorizationCode(query: URLSearchParams): string {
     const code = randomToken(24);
+    reportFakeProcoreSecret(code, 'authorization-code');
     this.authorizationCodes.set(code, {
       user: { ...this.user },
       redirectUri: query.get('redirect_uri') ?? '',
@@ -773,6 +837,7 @@ export class FakeProcoreServer {
     const { accessToken, issuedAt } = this.signAccessToken(grant);
     if (grant.refreshToken !== undefined) this.refreshTokens.delete(grant.refreshToken);
     grant.refreshToken = randomToken(32);
+    reportFakeProcoreSecret(grant.refreshToken, 'refresh-token');
     this.refreshTokens.set(grant.refreshToken, grant);
     return {
       access_token: accessToken,
@@ -795,7 +860,9 @@ export class FakeProcoreServer {
       grant: grant.id,
     };
     const unsigned = `${base64UrlJson({ alg: 'HS256', typ: 'JWT' })}.${base64UrlJson(claims)}`;
-    return { accessToken: `${unsigned}.${this.hmac(unsigned)}`, issuedAt };
+    const accessToken = `${unsigned}.${this.hmac(unsigned)}`;
+    reportFakeProcoreSecret(accessToken, 'access-token');
+    return { accessToken, issuedAt };
   }
 
   private checkAccessToken(token: string | undefined): AccessTokenCheck {
@@ -854,7 +921,10 @@ export class FakeProcoreServer {
         revoked: saved.revoked,
       };
       this.grants.set(grant.id, grant);
-      if (grant.refreshToken !== undefined) this.refreshTokens.set(grant.refreshToken, grant);
+      if (grant.refreshToken !== undefined) {
+        this.refreshTokens.set(grant.refreshToken, grant);
+        reportFakeProcoreSecret(grant.refreshToken, 'refresh-token');
+      }
     }
   }
 
@@ -878,9 +948,24 @@ export class FakeProcoreServer {
   }
 
   /** Runs the real service first when the fault says the server did its work, then misbehaves. */
-  private answerWithFault(fault: FakeProcoreFault, service: () => Reply): Reply {
+  private answerWithFault(fault: FakeProcoreFault, service: () => Reply): Reply | Promise<Reply> {
+    if (fault.kind === 'tamper') return tamperReply(service(), fault.mutate);
+    if (fault.kind === 'hold') return this.holdReply(service(), fault);
     if ('consumeRefreshToken' in fault && fault.consumeRefreshToken === true) service();
     return faultReply(fault, this.now(), this.accessTokenTtlSeconds);
+  }
+
+  private async holdReply(
+    reply: Reply,
+    fault: Extract<FakeProcoreFault, { kind: 'hold' }>,
+  ): Promise<Reply> {
+    fault.onHold?.();
+    // close() releases pending delays; a held call must not keep a closing server open either.
+    await Promise.race([
+      fault.release,
+      new Promise<void>((resolve) => this.pendingDelays.add(resolve)),
+    ]);
+    return reply;
   }
 
   /** A timer that {@link close} can cut short, so a closing server never waits on latency. */
@@ -966,7 +1051,26 @@ function methodNotAllowed(allow: string): HttpReply {
   );
 }
 
-function faultReply(fault: FakeProcoreFault, nowMs: number, expiresIn: number): Reply {
+/** The real answer with its JSON body rewritten (non-JSON answers pass unchanged). */
+function tamperReply(
+  reply: Reply,
+  mutate: (body: Record<string, unknown>) => Record<string, unknown>,
+): Reply {
+  if (reply.type !== 'respond') return reply;
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(reply.body) as Record<string, unknown>;
+  } catch {
+    return reply;
+  }
+  return { ...reply, body: JSON.stringify(mutate(body)) };
+}
+
+function faultReply(
+  fault: Exclude<FakeProcoreFault, { kind: 'tamper' } | { kind: 'hold' }>,
+  nowMs: number,
+  expiresIn: number,
+): Reply {
   switch (fault.kind) {
     case 'status':
       return statusFaultReply(fault);

@@ -9,8 +9,10 @@ export type {
   FakeProcoreFaultOptions,
   FakeProcoreFaultPath,
   FakeProcoreGrantType,
+  FakeProcoreHold,
   FakeProcoreServerOptions,
   FakeProcoreTokenResponse,
   FakeProcoreUser,
 } from './fake-procore.server.js';
+export type { FakeProcoreSecretKind, FakeProcoreSecretListener } from './fake-procore-secrets.js';
 export { connectWithFakeProcore, fakeProcoreAuthOptions } from './procore-testing.helpers.js';
