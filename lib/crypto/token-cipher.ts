@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreTokenDecryptionError } from '../errors/procore-token-decryption.error.js';
 
@@ -51,19 +51,37 @@ export class TokenCipher {
 
   constructor(currentKey: string, previousKeys: readonly string[] = []) {
     this.current = parseEncryptionKey(currentKey, 'encryptionKey (PROCORE_TOKEN_ENCRYPTION_KEY)');
-    for (const value of previousKeys) {
-      const previous = parseEncryptionKey(
-        value,
-        'previousEncryptionKeys (PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS)',
-      );
-      this.keys.set(previous.id, previous.key);
-    }
     this.keys.set(this.current.id, this.current.key);
+    const option = 'previousEncryptionKeys (PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS)';
+    for (const value of previousKeys) this.addKey(parseEncryptionKey(value, option));
+  }
+
+  /**
+   * Adds a decrypt-only key. The same key listed twice is harmless; one id for two different keys
+   * is refused, since values written with one would fail authentication with the other and look
+   * tampered with.
+   */
+  private addKey({ id, key }: KeyringKey): void {
+    const known = this.keys.get(id);
+    if (known && !known.equals(key)) {
+      throw new ProcoreConfigurationError(
+        `Two different encryption keys share the key id "${id}" among encryptionKey (PROCORE_TOKEN_ENCRYPTION_KEY) and previousEncryptionKeys (PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS): give each key its own id ("keyId:base64") or remove the wrong one.`,
+      );
+    }
+    this.keys.set(id, key);
   }
 
   /** Id of the key new values are written with. */
   get currentKeyId(): string {
     return this.current.id;
+  }
+
+  /**
+   * A 32-byte key for another use of the current key (HKDF-SHA256, `purpose` as the info), so
+   * the encryption key itself is never used for two things. It changes when the current key does.
+   */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.current.key, 'nestjs-procore-auth', purpose, 32));
   }
 
   encrypt(plaintext: string, context: string): string {

@@ -1,5 +1,6 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreInvalidOwnerError } from '../errors/procore-invalid-owner.error.js';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
@@ -44,6 +45,11 @@ export function procoreUnauthorized(
 export function toProcoreHttpException(error: unknown, authorizePath: string): unknown {
   if (error instanceof ProcoreReauthorizationRequiredError) {
     return procoreUnauthorized(error.reason, authorizePath);
+  }
+  // The request resolved to an owner id that cannot be one (a control character, a lone
+  // surrogate, too long): it has no usable owner, like a request without a user.
+  if (error instanceof ProcoreInvalidOwnerError) {
+    return procoreUnauthorized('no_owner', authorizePath);
   }
   if (
     error instanceof ProcoreTokenRefreshError ||
