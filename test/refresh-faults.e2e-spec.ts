@@ -1,0 +1,466 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import pg from 'pg';
+import {
+  ProcoreAuthEventType,
+  ProcoreLockTimeoutError,
+  ProcoreReauthorizationRequiredError,
+  ProcoreStorageError,
+  ProcoreTokenPersistError,
+  ProcoreTokenRefreshError,
+  TokenRefreshScheduler,
+  type ProcoreAuthModuleOptions,
+} from 'nestjs-procore-auth';
+import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
+import { openRefreshToken } from '../lib/crypto/connection-secrets.js';
+import {
+  RecordingLogger,
+  connectOwner,
+  createProcoreTestApp,
+  expireStoredToken,
+  fakeProcoreOptions,
+  migrate,
+  rawRow,
+  type ProcoreTestApp,
+} from './support/procore-test-app.js';
+import { TcpProxy } from './support/tcp-proxy.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+/**
+ * The faults a deployment meets, on real PostgreSQL: sessions killed mid-refresh, transaction and
+ * statement timeouts, lock timeouts, the database going away and coming back, and shutdowns in
+ * the middle of a refresh. For each: the typed error, the row's final state, the event, the log
+ * line, and what the fake saw (no refresh token sent twice unless the protocol says so).
+ */
+describe('refresh under database and process faults (real PostgreSQL, fake Procore)', () => {
+  let database: TestDatabase;
+  let admin: pg.Client;
+  let fake: FakeProcoreServer;
+  let logger: RecordingLogger;
+  const apps: ProcoreTestApp[] = [];
+  let owner = 0;
+  const nextOwner = (label: string) => `${label}-${++owner}`;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('faults');
+    await migrate(database.url);
+    admin = new pg.Client({ connectionString: database.url });
+    await admin.connect();
+  });
+
+  beforeEach(async () => {
+    // Each test starts from an empty table: a scheduler tick must only see its own connections.
+    await admin.query('TRUNCATE procore_oauth_tokens, procore_oauth_states');
+    fake = await FakeProcoreServer.start();
+    logger = new RecordingLogger();
+  });
+
+  afterEach(async () => {
+    for (const app of apps.splice(0)) await app.close().catch(() => undefined);
+    await fake.close();
+  });
+
+  afterAll(async () => {
+    await admin.end();
+    await database.drop();
+  });
+
+  async function start(
+    overrides: Partial<ProcoreAuthModuleOptions> = {},
+    databaseUrl = database.url,
+  ): Promise<ProcoreTestApp> {
+    const app = await createProcoreTestApp({
+      databaseUrl,
+      options: fakeProcoreOptions(fake, { cache: { maxEntries: 0 }, ...overrides }),
+      logger,
+    });
+    apps.push(app);
+    return app;
+  }
+
+  /** A connected owner whose stored access token has expired. */
+  async function staleOwner(app: ProcoreTestApp, label: string): Promise<string> {
+    const ownerId = nextOwner(label);
+    await connectOwner(app.service, ownerId);
+    await expireStoredToken(app.dataSource, fake, ownerId);
+    fake.resetCounters();
+    return ownerId;
+  }
+
+  async function storedRefreshToken(app: ProcoreTestApp, ownerId: string): Promise<string> {
+    const record = await app.service['store'].find(ownerId);
+    return openRefreshToken(app.service['cipher'], record!) as string;
+  }
+
+  /** Backends of this database (other than the test's own) that sit in an open transaction. */
+  async function idleInTransaction(): Promise<number[]> {
+    const { rows } = await admin.query<{ pid: number }>(
+      `SELECT pid FROM pg_stat_activity
+        WHERE datname = current_database() AND pid <> pg_backend_pid()
+          AND state = 'idle in transaction'`,
+    );
+    return rows.map((row) => row.pid);
+  }
+
+  async function terminate(pids: number[]): Promise<void> {
+    for (const pid of pids) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+  }
+
+  function eventsOf(app: ProcoreTestApp, ownerId: string) {
+    return app.events.filter((event) => event.ownerId === ownerId);
+  }
+
+  describe('PostgreSQL faults after Procore rotated the token', () => {
+    it('stores the rotated token in a fresh statement when the backend holding the lock is terminated', async () => {
+      const app = await start();
+      const ownerId = await staleOwner(app, 'terminated');
+      const before = await rawRow(app.dataSource, ownerId);
+      const hold = fake.hold({ grantType: 'refresh_token' });
+
+      const pending = app.service.getAccessToken(ownerId);
+      await hold.arrived;
+      const locked = await idleInTransaction();
+      expect(locked).toHaveLength(1);
+      await terminate(locked);
+      hold.release();
+      const token = await pending;
+
+      expect(fake.isAccessTokenValid(token)).toBe(true);
+      expect(fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
+      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      const after = await rawRow(app.dataSource, ownerId);
+      expect(after).toMatchObject({ status: 'active', last_error_code: null });
+      expect(after.version).toBe((before.version as number) + 1);
+      expect(eventsOf(app, ownerId).map((event) => event.type)).toContain(
+        ProcoreAuthEventType.TokenRefreshed,
+      );
+      expect(logger.lines.join('\n')).toMatch(
+        /Stored the rotated Procore token of owner "terminated-\d+" on a second try/,
+      );
+    });
+
+    it('stores the rotated token when idle_in_transaction_session_timeout ends the transaction during the call', async () => {
+      await admin.query(
+        `ALTER DATABASE ${admin.escapeIdentifier(database.name)} SET idle_in_transaction_session_timeout = '150ms'`,
+      );
+      try {
+        const app = await start();
+        const ownerId = await staleOwner(app, 'idle-timeout');
+        const hold = fake.hold({ grantType: 'refresh_token' });
+
+        const pending = app.service.getAccessToken(ownerId);
+        await hold.arrived;
+        // The server ends the session by itself: wait until it has.
+        while ((await idleInTransaction()).length > 0) {
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        hold.release();
+        const token = await pending;
+
+        expect(fake.isAccessTokenValid(token)).toBe(true);
+        expect(fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
+        expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      } finally {
+        await admin.query(
+          `ALTER DATABASE ${admin.escapeIdentifier(database.name)} RESET idle_in_transaction_session_timeout`,
+        );
+      }
+    });
+
+    it('when the rotated token cannot be stored at all: typed error, event, error log, row marked, next invalid_grant is refresh_response_lost', async () => {
+      const app = await start();
+      const ownerId = await staleOwner(app, 'unstorable');
+      const before = await rawRow(app.dataSource, ownerId);
+      // Every write of new tokens fails (as a statement timeout or a full disk would); other writes pass.
+      await admin.query(`
+        CREATE OR REPLACE FUNCTION fail_token_writes() RETURNS trigger AS $$
+        BEGIN
+          IF NEW.version <> OLD.version THEN RAISE EXCEPTION 'simulated storage failure' USING ERRCODE = '57014'; END IF;
+          RETURN NEW;
+        END $$ LANGUAGE plpgsql;
+        CREATE TRIGGER fail_token_writes BEFORE UPDATE ON procore_oauth_tokens
+          FOR EACH ROW EXECUTE FUNCTION fail_token_writes();`);
+      let error: unknown;
+      try {
+        error = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      } finally {
+        await admin.query(
+          'DROP TRIGGER fail_token_writes ON procore_oauth_tokens; DROP FUNCTION fail_token_writes();',
+        );
+      }
+
+      expect(error).toBeInstanceOf(ProcoreTokenPersistError);
+      expect(error).toBeInstanceOf(ProcoreStorageError);
+      expect((error as ProcoreTokenPersistError).code).toBe('refresh_persist_failed');
+      expect(fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 1 });
+      const marked = await rawRow(app.dataSource, ownerId);
+      expect(marked).toMatchObject({
+        status: 'active',
+        last_error_code: 'refresh_persist_failed',
+        version: before.version,
+        refresh_token: before.refresh_token,
+      });
+      expect(eventsOf(app, ownerId)).toContainEqual(
+        expect.objectContaining({
+          type: ProcoreAuthEventType.RefreshFailed,
+          errorCode: 'refresh_persist_failed',
+        }),
+      );
+      expect(logger.lines.filter((line) => line.startsWith('error'))).toContainEqual(
+        expect.stringMatching(
+          /rotated the refresh token of owner "unstorable-\d+" but it could not be stored \(57014\)/,
+        ),
+      );
+
+      // The stored refresh token was consumed by the lost rotation: Procore refuses it, and the
+      // cause recorded says the response was lost, not that the user revoked the app.
+      const next = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      expect(next).toBeInstanceOf(ProcoreReauthorizationRequiredError);
+      expect(await rawRow(app.dataSource, ownerId)).toMatchObject({
+        status: 'reauthorization_required',
+        last_error_code: 'refresh_response_lost',
+      });
+      expect(fake.counters.rejectedRefreshTokens).toBe(1);
+    });
+  });
+
+  describe('PostgreSQL faults before anything was sent to Procore', () => {
+    it('a backend terminated while waiting for the row lock: ProcoreStorageError, no call to Procore, row untouched', async () => {
+      const app = await start();
+      const ownerId = await staleOwner(app, 'terminated-waiting');
+      const before = await rawRow(app.dataSource, ownerId);
+      const blocker = new pg.Client({ connectionString: database.url });
+      await blocker.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
+        ownerId,
+      ]);
+
+      const pending = app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      let waiting: number[] = [];
+      while (waiting.length === 0) {
+        const { rows } = await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+        );
+        waiting = rows.map((row) => row.pid);
+      }
+      await terminate(waiting);
+      const error = await pending;
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+
+      expect(error).toBeInstanceOf(ProcoreStorageError);
+      expect((error as Error).message).toContain('57P01');
+      expect(fake.counters.refreshToken).toBe(0);
+      expect(await rawRow(app.dataSource, ownerId)).toEqual(before);
+      expect(eventsOf(app, ownerId)).toContainEqual(
+        expect.objectContaining({
+          type: ProcoreAuthEventType.RefreshFailed,
+          errorCode: 'storage_error',
+        }),
+      );
+      // The next call refreshes normally.
+      expect(fake.isAccessTokenValid(await app.service.getAccessToken(ownerId))).toBe(true);
+      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+    });
+
+    it('lock timeout: ProcoreLockTimeoutError and a refresh-failed event, nothing sent', async () => {
+      const app = await start({
+        lockTimeoutMs: 1_500,
+        http: { timeoutMs: 500, retryBaseDelayMs: 5 },
+      });
+      const ownerId = await staleOwner(app, 'lock-timeout');
+      const blocker = new pg.Client({ connectionString: database.url });
+      await blocker.connect();
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
+        ownerId,
+      ]);
+      const error = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      await blocker.query('ROLLBACK');
+      await blocker.end();
+
+      expect(error).toBeInstanceOf(ProcoreLockTimeoutError);
+      expect(fake.counters.refreshToken).toBe(0);
+      expect(eventsOf(app, ownerId)).toContainEqual(
+        expect.objectContaining({
+          type: ProcoreAuthEventType.RefreshFailed,
+          errorCode: 'lock_timeout',
+        }),
+      );
+    });
+  });
+
+  it('statement_timeout firing on the write after the rotation: typed error and the row marked, never a Procore verdict', async () => {
+    await admin.query(`
+      CREATE OR REPLACE FUNCTION slow_token_writes() RETURNS trigger AS $$
+      BEGIN
+        IF NEW.version <> OLD.version THEN PERFORM pg_sleep(2); END IF;
+        RETURN NEW;
+      END $$ LANGUAGE plpgsql;
+      CREATE TRIGGER slow_token_writes BEFORE UPDATE ON procore_oauth_tokens
+        FOR EACH ROW EXECUTE FUNCTION slow_token_writes();`);
+    const setting = `ALTER DATABASE ${admin.escapeIdentifier(database.name)}`;
+    await admin.query(`${setting} SET statement_timeout = '200ms'`);
+    try {
+      const app = await start();
+      const ownerId = await staleOwner(app, 'statement-timeout');
+      const error = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ProcoreTokenPersistError);
+      expect((error as Error).message).toContain('57014');
+      expect(await rawRow(app.dataSource, ownerId)).toMatchObject({
+        status: 'active',
+        last_error_code: 'refresh_persist_failed',
+      });
+      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+    } finally {
+      await admin.query(`${setting} RESET statement_timeout`);
+      await admin.query(
+        'DROP TRIGGER slow_token_writes ON procore_oauth_tokens; DROP FUNCTION slow_token_writes();',
+      );
+    }
+  });
+
+  it('holds no row lock while waiting out a Retry-After between attempts', async () => {
+    const app = await start({ http: { retryBaseDelayMs: 5, maxRetryAfterMs: 5_000 } });
+    const ownerId = await staleOwner(app, 'retry-after');
+    fake.injectFault({ kind: 'rate-limit', retryAfterSeconds: 1 }, { grantType: 'refresh_token' });
+
+    const pending = app.service.getAccessToken(ownerId);
+    // Wait until the first attempt's failure is committed...
+    while (Number((await rawRow(app.dataSource, ownerId)).failure_count) === 0) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // ...then the row can be locked by anyone at once: the pause holds no lock or transaction.
+    const probe = new pg.Client({ connectionString: database.url });
+    await probe.connect();
+    await probe.query('BEGIN');
+    const locked = await probe.query(
+      'SELECT owner_id FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE NOWAIT',
+      [ownerId],
+    );
+    await probe.query('ROLLBACK');
+    await probe.end();
+    expect(locked.rowCount).toBe(1);
+    expect(await idleInTransaction()).toEqual([]);
+
+    expect(fake.isAccessTokenValid(await pending)).toBe(true);
+    expect(fake.counters).toMatchObject({ refreshToken: 2, rejectedRefreshTokens: 0 });
+  });
+
+  describe('the database goes away and comes back', () => {
+    let proxy: TcpProxy;
+    beforeEach(async () => {
+      proxy = await TcpProxy.start(database.url);
+    });
+    afterEach(async () => {
+      await proxy.close();
+    });
+
+    it('serves cached tokens, answers typed errors, logs the scheduler failure once, and recovers without a restart', async () => {
+      const app = await start({ cache: { maxEntries: 100 } }, proxy.url(database.url));
+      const cachedOwner = nextOwner('cached');
+      await connectOwner(app.service, cachedOwner);
+      const cachedToken = await app.service.getAccessToken(cachedOwner);
+      const uncachedOwner = nextOwner('uncached');
+      await connectOwner(app.service, uncachedOwner);
+      app.service.evict(uncachedOwner);
+      const scheduler = app.app.get(TokenRefreshScheduler);
+
+      proxy.cut();
+      expect(await app.service.getAccessToken(cachedOwner)).toBe(cachedToken);
+      const error = await app.service
+        .getAccessToken(uncachedOwner)
+        .catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ProcoreStorageError);
+      await scheduler.runTick();
+      await scheduler.runTick();
+      await scheduler.runTick();
+      const tickErrors = logger.lines.filter((line) => /refresh tick stopped/.test(line));
+      expect(tickErrors.filter((line) => line.startsWith('error'))).toHaveLength(1);
+      expect(tickErrors.filter((line) => line.startsWith('debug'))).toHaveLength(2);
+
+      proxy.restore();
+      expect(fake.isAccessTokenValid(await app.service.getAccessToken(uncachedOwner))).toBe(true);
+      await scheduler.runTick();
+      expect(logger.lines.join('\n')).toContain('the database answers again; ticks resumed');
+      expect(fake.counters.rejectedRefreshTokens).toBe(0);
+    });
+  });
+
+  describe('shutdown in the middle of a refresh', () => {
+    it('a request-path refresh started before app.close() is committed before the DataSource closes', async () => {
+      const app = await start();
+      apps.splice(apps.indexOf(app), 1);
+      const ownerId = await staleOwner(app, 'shutdown-request');
+      const hold = fake.hold({ grantType: 'refresh_token' });
+      const pending = app.service.getAccessToken(ownerId);
+      await hold.arrived;
+
+      let closed = false;
+      const closing = app.close().then(() => {
+        closed = true;
+      });
+      // The close waits for the refresh: a round trip to the database later it has not finished.
+      await admin.query('SELECT 1');
+      expect(closed).toBe(false);
+      hold.release();
+      const token = await pending;
+      await closing;
+
+      expect(fake.isAccessTokenValid(token)).toBe(true);
+      const { rows } = await admin.query<{ version: number; last_error_code: string | null }>(
+        'SELECT version, last_error_code FROM procore_oauth_tokens WHERE owner_id = $1',
+        [ownerId],
+      );
+      expect(rows[0]).toMatchObject({ version: 2, last_error_code: null });
+      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(app.events).toContainEqual(
+        expect.objectContaining({ type: ProcoreAuthEventType.TokenRefreshed, ownerId }),
+      );
+      // The next instance finds the rotated token and uses it without refreshing.
+      const next = await start();
+      expect(await next.service.getAccessToken(ownerId)).toBe(token);
+      expect(fake.counters.refreshToken).toBe(1);
+    });
+
+    it('a scheduler refresh in flight at app.close() is committed too', async () => {
+      const app = await start({ scheduler: { enabled: false } });
+      apps.splice(apps.indexOf(app), 1);
+      const ownerId = await staleOwner(app, 'shutdown-scheduler');
+      const hold = fake.hold({ grantType: 'refresh_token' });
+      const tick = app.app.get(TokenRefreshScheduler).runTick();
+      await hold.arrived;
+      const closing = app.close();
+      hold.release();
+      const summary = await tick;
+      await closing;
+
+      expect(summary).toMatchObject({ claimed: 1, refreshed: 1, failed: 0 });
+      const next = await start();
+      const token = await next.service.getAccessToken(ownerId);
+      expect(fake.isAccessTokenValid(token)).toBe(true);
+      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+    });
+
+    it('a retry pause is cut short by shutdown: the caller gets a typed error and nothing is consumed', async () => {
+      const app = await start({ http: { retryBaseDelayMs: 5, maxRetryAfterMs: 60_000 } });
+      apps.splice(apps.indexOf(app), 1);
+      const ownerId = await staleOwner(app, 'shutdown-pause');
+      const before = await storedRefreshToken(app, ownerId);
+      fake.injectFault(
+        { kind: 'rate-limit', retryAfterSeconds: 50 },
+        { grantType: 'refresh_token' },
+      );
+      const pending = app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
+      while (Number((await rawRow(app.dataSource, ownerId)).failure_count) === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const startedAt = Date.now();
+      await app.close();
+      expect(Date.now() - startedAt).toBeLessThan(10_000);
+      expect(await pending).toBeInstanceOf(ProcoreTokenRefreshError);
+      expect(fake.isRefreshTokenActive(before)).toBe(true);
+      expect(fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 0 });
+    });
+  });
+});
