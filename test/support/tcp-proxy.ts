@@ -9,7 +9,7 @@ export class TcpProxy {
   private readonly sockets = new Set<Socket>();
   private cutOff = false;
   private attemptsWhileCut = 0;
-  private attemptListeners: (() => void)[] = [];
+  private attemptListeners: (() => boolean)[] = [];
 
   private constructor(
     private readonly server: Server,
