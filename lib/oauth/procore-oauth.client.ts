@@ -247,7 +247,11 @@ export class ProcoreOAuthClient {
         'an HTML page instead of JSON',
       );
     }
-    return parseTokenResponse(this.tryJson(answer.body), endpoint, answer.status);
+    const json = this.tryJson(answer.body);
+    // Procore's own created_at is not used (the expiry counts from when the request was sent), so
+    // a skewed clock there must not discard an answer whose refresh token is already rotated.
+    if (json) delete json.created_at;
+    return parseTokenResponse(json, endpoint, answer.status);
   }
 
   private looksLikeHtml(answer: HttpAnswer): boolean {
