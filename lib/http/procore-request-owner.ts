@@ -10,6 +10,8 @@ export function resolveOwnerId(
 ): string | undefined {
   const owner = resolver(request);
   if (owner === undefined || owner === null || owner === '') return undefined;
+  // NaN, Infinity or 2^53+ would become the owner "NaN" or a rounded id: treat as no owner.
+  if (typeof owner === 'number' && !Number.isSafeInteger(owner)) return undefined;
   return String(owner);
 }
 
