@@ -298,6 +298,38 @@ describe('resolveProcoreAuthOptions', () => {
     });
   });
 
+  describe('timing options checked against each other', () => {
+    it('defaults are consistent: a lock waiter and the shutdown drain outlast one Procore call', () => {
+      const resolved = resolveProcoreAuthOptions(requiredOptions());
+      expect(resolved).toMatchObject({ lockTimeoutMs: 15_000, shutdownTimeoutMs: 15_000 });
+      expect(resolved.http.timeoutMs).toBe(10_000);
+    });
+
+    it.each([
+      ['lockTimeoutMs', { lockTimeoutMs: 10_500 }],
+      ['shutdownTimeoutMs', { shutdownTimeoutMs: 5_000 }],
+      ['lockTimeoutMs', { http: { timeoutMs: 30_000 } }],
+    ] as const)('stops bootstrap when %s cannot outlast http.timeoutMs (%j)', (name, overrides) => {
+      const error = thrownBy(() =>
+        resolveProcoreAuthOptions(requiredOptions(overrides as Partial<ProcoreAuthModuleOptions>)),
+      );
+      expect(error).toBeInstanceOf(ProcoreConfigurationError);
+      expect(error.message).toContain(`${name} (`);
+      expect(error.message).toContain('must be at least http.timeoutMs + 1000 ms');
+    });
+
+    it('accepts a lower http.timeoutMs with lower lock and shutdown timeouts', () => {
+      const resolved = resolveProcoreAuthOptions(
+        requiredOptions({
+          http: { timeoutMs: 500 },
+          lockTimeoutMs: 1_500,
+          shutdownTimeoutMs: 1_500,
+        }),
+      );
+      expect(resolved).toMatchObject({ lockTimeoutMs: 1_500, shutdownTimeoutMs: 1_500 });
+    });
+  });
+
   describe('validation', () => {
     it('names the option and its env variable for a missing required value', () => {
       const error = thrownBy(() =>
