@@ -2,6 +2,8 @@ import { HttpException, HttpStatus } from '@nestjs/common';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreInvalidOwnerError } from '../errors/procore-invalid-owner.error.js';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
+import { ProcoreShutdownError } from '../errors/procore-shutdown.error.js';
+import { ProcoreStorageError } from '../errors/procore-storage.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
@@ -63,6 +65,20 @@ export function toProcoreHttpException(error: unknown, authorizePath: string): u
         message: 'Procore could not be reached to refresh the access token: try again shortly.',
       },
       HttpStatus.SERVICE_UNAVAILABLE,
+    );
+  }
+  if (error instanceof ProcoreStorageError || error instanceof ProcoreShutdownError) {
+    const shuttingDown = error instanceof ProcoreShutdownError;
+    return new HttpException(
+      {
+        statusCode: HttpStatus.SERVICE_UNAVAILABLE,
+        reason: shuttingDown ? 'shutting_down' : 'storage_unavailable',
+        message: shuttingDown
+          ? 'This server is shutting down: try again shortly.'
+          : 'The Procore token store is unavailable: try again shortly.',
+      },
+      HttpStatus.SERVICE_UNAVAILABLE,
+      { cause: error },
     );
   }
   if (error instanceof ProcoreAuthError) {
