@@ -19,6 +19,8 @@ const config: Config = {
   },
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+  // Fails a test file whose logs, events, HTTP responses or errors printed a secret.
+  setupFilesAfterEnv: ['<rootDir>/test/support/secret-scan.setup.ts'],
   testTimeout: 60_000,
 };
 

@@ -1,25 +1,29 @@
 import { randomBytes } from 'node:crypto';
 import type { ProcoreAuthModuleOptions } from '../interfaces/procore-auth-options.interface.js';
 import type { ProcoreTokenService } from '../tokens/procore-token.service.js';
+import { reportFakeProcoreSecret } from './fake-procore-secrets.js';
 import type { FakeProcoreServer } from './fake-procore.server.js';
 
 /**
  * Module options that point `ProcoreAuthModule` at a fake Procore server, for your tests:
  * `ProcoreAuthModule.forRoot(fakeProcoreAuthOptions(fake))`. A fresh encryption key is generated
  * (pass `encryptionKey` to share one between app instances) and the scheduler is off, so tests
- * decide when refreshes happen.
+ * decide when refreshes happen. The generated key is reported to `FakeProcoreServer.onSecret`
+ * listeners.
  */
 export function fakeProcoreAuthOptions(
   fake: FakeProcoreServer,
   overrides: Partial<ProcoreAuthModuleOptions> = {},
 ): ProcoreAuthModuleOptions {
+  const encryptionKey = randomBytes(32).toString('base64');
+  reportFakeProcoreSecret(encryptionKey, 'encryption-key');
   return {
     clientId: fake.clientId,
     clientSecret: fake.clientSecret,
     redirectUri: 'http://127.0.0.1/procore/oauth/callback',
     authBaseUrl: fake.url,
     apiBaseUrl: fake.url,
-    encryptionKey: `test:${randomBytes(32).toString('base64')}`,
+    encryptionKey: `test:${encryptionKey}`,
     scheduler: { enabled: false },
     ...overrides,
   };

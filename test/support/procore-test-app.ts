@@ -18,10 +18,12 @@ import {
   fakeProcoreAuthOptions,
   type FakeProcoreServer,
 } from 'nestjs-procore-auth/testing';
+import { registerEncryptionKey, secretScanLogger } from './secret-scan.js';
 
-/** A fresh 32-byte key in base64 (optionally with a key id). */
+/** A fresh 32-byte key in base64 (optionally with a key id), registered with the secret check. */
 export function generateKey(keyId?: string): string {
   const key = randomBytes(32).toString('base64');
+  registerEncryptionKey(key, `encryption key (generateKey(${keyId ?? ''}))`);
   return keyId ? `${keyId}:${key}` : key;
 }
 
@@ -114,7 +116,8 @@ export async function createProcoreTestApp(params: {
       ProcoreAuthModule.forRoot(params.options),
     ],
   }).compile();
-  const app = moduleRef.createNestApplication({ logger: params.logger ?? false });
+  // Logs are recorded (and not printed) for the secret check; see secret-scan.setup.ts.
+  const app = moduleRef.createNestApplication({ logger: params.logger ?? secretScanLogger });
   await app.init();
   const events: ProcoreAuthEvent[] = [];
   app.get(ProcoreAuthEvents).events$.subscribe((event) => events.push(event));
