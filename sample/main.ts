@@ -11,6 +11,8 @@ async function bootstrap(): Promise<void> {
 
   const base = `http://localhost:${port}`;
   const as = `-H 'x-user-id: alice'`;
+  // curl's cookie jar stands in for the browser: the callback needs the cookie /authorize set.
+  const jar = '-c procore-sample.cookies -b procore-sample.cookies';
   const banner = [
     '',
     `nestjs-procore-auth sample listening on ${base}`,
@@ -18,12 +20,12 @@ async function bootstrap(): Promise<void> {
     '',
     "Try it (the x-user-id header is the sample's stand-in for your login):",
     "  # 1. start the connection: our route answers 302 to Procore's authorize URL",
-    `  curl -s -o /dev/null -w '%{redirect_url}\\n' ${as} ${base}/procore/oauth/authorize`,
+    `  curl -s -o /dev/null -w '%{redirect_url}\\n' ${jar} ${as} ${base}/procore/oauth/authorize`,
     defaults.fakeProcore
       ? "  # 2. Procore (here the fake, which auto-approves) redirects to our callback\n  curl -s -o /dev/null -w '%{redirect_url}\\n' '<the URL printed by 1>'"
       : '  # 2. open the URL printed by 1 in a browser and approve; Procore redirects to the callback',
-    '  # 3. the callback stores the connection',
-    `  curl -s ${as} '<the URL printed by 2>'`,
+    '  # 3. the callback (in the same "browser": the cookie jar) stores the connection',
+    `  curl -s ${jar} ${as} '<the URL printed by 2>'`,
     "  # then: Procore's /rest/v1.0/me with alice's token, the connection (no secrets), revoke",
     `  curl -s ${as} ${base}/me`,
     `  curl -s ${as} ${base}/status`,

@@ -46,23 +46,24 @@ describe('the sample app, end to end', () => {
 
   it('connects, calls Procore, survives three hours with one refresh, and revokes', async () => {
     const server = app.getHttpServer();
+    // Alice's browser: it keeps the cookie that binds the flow to it.
+    const browser = request.agent(server);
 
     // Start the connection: our route sends the user to Procore's authorize URL.
-    const start = await request(server)
-      .get('/procore/oauth/authorize?returnTo=/me')
-      .set(alice)
-      .expect(302);
+    const start = await browser.get('/procore/oauth/authorize?returnTo=/me').set(alice).expect(302);
     expect(start.headers.location).toMatch(new RegExp(`^${fake.url}/oauth/authorize\\?`));
+    expect(start.headers['set-cookie']).toEqual([
+      expect.stringMatching(/^procore_oauth_[0-9a-f]{16}=.+; HttpOnly; SameSite=Lax$/),
+    ]);
 
     // Procore (the fake) approves and redirects to the callback with code and state.
     const approved = await fetch(start.headers.location, { redirect: 'manual' });
     const callback = new URL(approved.headers.get('location') as string);
     expect(callback.pathname).toBe('/procore/oauth/callback');
 
-    const done = await request(server)
-      .get(`${callback.pathname}${callback.search}`)
-      .set(alice)
-      .expect(302);
+    // Only the browser that started the flow can complete it.
+    await request(server).get(`${callback.pathname}${callback.search}`).set(alice).expect(400);
+    const done = await browser.get(`${callback.pathname}${callback.search}`).set(alice).expect(302);
     expect(done.headers.location).toBe('/me');
 
     const me = await request(server).get('/me').set(alice).expect(200);

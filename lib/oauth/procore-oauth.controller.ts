@@ -12,6 +12,7 @@ import {
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import type { TokenCipher } from '../crypto/token-cipher.js';
 import {
   ProcoreOAuthStateError,
   type ProcoreOAuthStateProblem,
@@ -21,24 +22,39 @@ import type { ProcoreAuthRoutes } from '../http/procore-auth-routes.js';
 import { procoreUnauthorized, toProcoreHttpException } from '../http/procore-http-errors.js';
 import { resolveOwnerId } from '../http/procore-request-owner.js';
 import { SkipProcoreAuth } from '../http/skip-procore-auth.decorator.js';
-import { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
+import {
+  PROCORE_AUTH_OPTIONS,
+  PROCORE_AUTH_ROUTES,
+  PROCORE_TOKEN_CIPHER,
+} from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
+import {
+  BROWSER_BINDING_KEY_PURPOSE,
+  OAuthBrowserBinding,
+  browserBindingAttributes,
+} from './oauth-browser-binding.js';
+import { assertSafeReturnTo } from './return-to.js';
 
-type QueryValue = string | string[] | undefined;
+/** A query value as parsed by Express (simple or extended parser) or Fastify: any shape. */
+type QueryValue = unknown;
 
-const MESSAGES: Record<ProcoreOAuthStateProblem | 'malformed_callback' | 'code_rejected', string> =
-  {
-    missing_state: 'The callback has no state: start the connection again.',
-    unknown_state: 'The state is unknown or was already used: start the connection again.',
-    expired_state: 'The state has expired: start the connection again.',
-    owner_mismatch: 'The connection was started by another user: start it again while signed in.',
-    missing_code: 'The callback has no authorization code: start the connection again.',
-    access_denied: 'Procore did not authorize the app.',
-    invalid_return_to: 'returnTo must be a path on this site, starting with a single "/".',
-    malformed_callback: 'The callback parameters are malformed: start the connection again.',
-    code_rejected:
-      'Procore rejected the authorization code (expired or already used): start the connection again.',
-  };
+type RouteProblem =
+  ProcoreOAuthStateProblem | 'malformed_callback' | 'code_rejected' | 'browser_mismatch';
+
+const MESSAGES: Record<RouteProblem, string> = {
+  missing_state: 'The callback has no state: start the connection again.',
+  unknown_state: 'The state is unknown or was already used: start the connection again.',
+  expired_state: 'The state has expired: start the connection again.',
+  owner_mismatch: 'The connection was started by another user: start it again while signed in.',
+  missing_code: 'The callback has no authorization code: start the connection again.',
+  access_denied: 'Procore did not authorize the app.',
+  invalid_return_to: 'returnTo must be a path on this site, starting with a single "/".',
+  malformed_callback: 'The callback parameters are malformed: start the connection again.',
+  browser_mismatch:
+    'The connection was started in another browser, or its cookie is missing: start the connection again in the same browser.',
+  code_rejected:
+    'Procore rejected the authorization code (expired or already used): start the connection again.',
+};
 
 function badRequest(error: keyof typeof MESSAGES): HttpException {
   return new HttpException(
@@ -47,10 +63,23 @@ function badRequest(error: keyof typeof MESSAGES): HttpException {
   );
 }
 
-/** A single query value; repeated parameters (`?state=a&state=b`) are malformed. */
+/**
+ * A single string query value. Anything else is malformed (`null`): repeated parameters
+ * (`?state=a&state=b`) and, with Express's extended parser, objects (`?state[a]=x`).
+ */
 function single(value: QueryValue): string | undefined | null {
-  if (Array.isArray(value)) return null;
-  return value === undefined || value === '' ? undefined : value;
+  if (value === undefined || value === '') return undefined;
+  return typeof value === 'string' ? value : null;
+}
+
+/** The stored `returnTo`, checked again before it goes into a `Location` header (`null`: do not redirect). */
+function safeLocation(returnTo: string | null): string | null {
+  if (!returnTo) return null;
+  try {
+    return assertSafeReturnTo(returnTo);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -59,14 +88,29 @@ function single(value: QueryValue): string | undefined | null {
  */
 @Injectable()
 export class ProcoreOAuthController {
+  private bindingOf: OAuthBrowserBinding | undefined;
+
   constructor(
     protected readonly tokens: ProcoreTokenService,
     @Inject(PROCORE_AUTH_OPTIONS) protected readonly options: ResolvedProcoreAuthOptions,
     @Inject(PROCORE_AUTH_ROUTES) protected readonly routes: ProcoreAuthRoutes,
     protected readonly adapterHost: HttpAdapterHost,
+    @Inject(PROCORE_TOKEN_CIPHER) protected readonly cipher: TokenCipher,
   ) {}
 
-  /** 302 to Procore's authorize URL for the request's owner. `returnTo`: same-origin path to land on afterwards. */
+  /** The browser-binding cookies (`bindFlowToBrowser`), keyed from the current encryption key. */
+  protected get browserBinding(): OAuthBrowserBinding {
+    this.bindingOf ??= new OAuthBrowserBinding(
+      this.cipher.deriveKey(BROWSER_BINDING_KEY_PURPOSE),
+      browserBindingAttributes(this.options.redirectUri, this.options.stateTtlSeconds),
+    );
+    return this.bindingOf;
+  }
+
+  /**
+   * 302 to Procore's authorize URL for the request's owner. `returnTo`: same-origin path to land
+   * on afterwards. With `bindFlowToBrowser` (default) it also sets the flow's binding cookie.
+   */
   @Get('authorize')
   @SkipProcoreAuth()
   async authorize(
@@ -79,16 +123,23 @@ export class ProcoreOAuthController {
     const target = single(returnTo);
     if (target === null) throw badRequest('invalid_return_to');
     try {
-      const { url } = await this.tokens.getAuthorizationUrl(ownerId, { returnTo: target });
-      this.adapterHost.httpAdapter.redirect(response, HttpStatus.FOUND, url);
+      const { url, state } = await this.tokens.getAuthorizationUrl(ownerId, { returnTo: target });
+      const { httpAdapter } = this.adapterHost;
+      if (this.options.bindFlowToBrowser) {
+        httpAdapter.setHeader(response, 'Set-Cookie', this.browserBinding.issue(state));
+      }
+      httpAdapter.setHeader(response, 'Cache-Control', 'no-store');
+      httpAdapter.redirect(response, HttpStatus.FOUND, url);
     } catch (error) {
       throw this.toHttp(error);
     }
   }
 
   /**
-   * Procore redirects here. Verifies the one-time state (unexpired, and started by the same owner
-   * when the request has one), stores the connection, then redirects to `returnTo` or answers
+   * Procore redirects here. With `bindFlowToBrowser` (default), first requires the flow's binding
+   * cookie (else 400 `browser_mismatch`, the state untouched) and clears it whatever the outcome.
+   * Then verifies the one-time state (unexpired, and started by the same owner when the request
+   * has one), stores the connection, and redirects to `returnTo` or answers
    * `{ connected: true, ... }`. Bad input answers 400 and stores nothing.
    */
   @Get('callback')
@@ -104,14 +155,21 @@ export class ProcoreOAuthController {
     if (params.code === null || params.state === null || params.error === null) {
       throw badRequest('malformed_callback');
     }
+    const { httpAdapter } = this.adapterHost;
+    if (this.options.bindFlowToBrowser && params.state) {
+      const binding = this.browserBinding;
+      httpAdapter.setHeader(response, 'Set-Cookie', binding.clear(params.state));
+      const cookies = (request as { headers?: Record<string, unknown> }).headers?.cookie;
+      if (!binding.verify(params.state, cookies)) throw badRequest('browser_mismatch');
+    }
     try {
       const result = await this.tokens.handleCallback({
         ...params,
         ownerId: resolveOwnerId(this.options.ownerResolver, request),
       });
-      const { httpAdapter } = this.adapterHost;
-      if (result.returnTo) {
-        httpAdapter.redirect(response, HttpStatus.FOUND, result.returnTo);
+      const location = safeLocation(result.returnTo);
+      if (location) {
+        httpAdapter.redirect(response, HttpStatus.FOUND, location);
         return;
       }
       const { ownerId, status, expiresAt, environment } = result.connection;

@@ -1,8 +1,12 @@
 import { CreateProcoreAuthTables1763900000000 } from './migrations/1763900000000-create-procore-auth-tables.js';
+import { IndexProcoreOAuthStatesOwner1764000000000 } from './migrations/1764000000000-index-procore-oauth-states-owner.js';
 import { ProcoreOAuthStateEntity } from './procore-oauth-state.entity.js';
 import { ProcoreTokenEntity } from './procore-token.entity.js';
 
 /** Entities to list in your DataSource's `entities` (or let `autoLoadEntities` pick them up). */
 export const procoreAuthEntities = [ProcoreTokenEntity, ProcoreOAuthStateEntity];
 /** Migrations to list in your DataSource's `migrations`. */
-export const procoreAuthMigrations = [CreateProcoreAuthTables1763900000000];
+export const procoreAuthMigrations = [
+  CreateProcoreAuthTables1763900000000,
+  IndexProcoreOAuthStatesOwner1764000000000,
+];

@@ -5,6 +5,7 @@ import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm'
  * database dump cannot be used to complete someone's flow; a row is deleted when it is used.
  */
 @Entity({ name: 'procore_oauth_states' })
+@Index('IDX_procore_oauth_states_owner_id_created_at', ['ownerId', 'createdAt'])
 export class ProcoreOAuthStateEntity {
   @PrimaryColumn({ name: 'state_hash', type: 'varchar', length: 64 })
   stateHash!: string;

@@ -16,7 +16,11 @@ export type ConsumedState =
 
 /** Persistence of pending authorizations. The TypeORM implementation is the default. */
 export abstract class ProcoreOAuthStateStore {
-  /** Saves a new pending authorization (and may purge expired ones). */
+  /**
+   * Saves a new pending authorization (and may purge expired ones). Keeps at most
+   * `maxPendingStatesPerOwner` pending states per owner, the newest: older ones are deleted in
+   * the same operation, also when the same owner authorizes concurrently.
+   */
   abstract save(record: ProcoreOAuthStateRecord): Promise<void>;
 
   /**

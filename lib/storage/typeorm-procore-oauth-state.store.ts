@@ -7,9 +7,22 @@ import {
   type ProcoreOAuthStateRecord,
 } from './procore-oauth-state.store.js';
 
+/**
+ * Key space of the transaction-level advisory lock that serialises one owner's new authorizations
+ * (two-int form, so it cannot collide with an app's single-bigint advisory locks).
+ */
+const OWNER_LOCK_CLASS = 0x50434f41; // "PCOA"
+
 /** The default `ProcoreOAuthStateStore`: `procore_oauth_states` through TypeORM. */
 export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
-  constructor(private readonly resolveDataSource: () => DataSource) {
+  /**
+   * @param maxPendingPerOwner pending states kept per owner (`maxPendingStatesPerOwner`, default
+   *   10): saving one more deletes the owner's oldest.
+   */
+  constructor(
+    private readonly resolveDataSource: () => DataSource,
+    private readonly maxPendingPerOwner = 10,
+  ) {
     super();
   }
 
@@ -27,7 +40,28 @@ export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
   }
 
   async save(record: ProcoreOAuthStateRecord): Promise<void> {
-    await this.repository.insert(record);
+    await this.dataSource.transaction(async (manager) => {
+      // Without the lock, two concurrent authorizations of one owner would each keep N - 1 others
+      // from their own snapshot and leave N + 1 rows.
+      await manager.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
+        OWNER_LOCK_CLASS,
+        record.ownerId,
+      ]);
+      await manager
+        .createQueryBuilder()
+        .insert()
+        .into(ProcoreOAuthStateEntity)
+        // The time the lock was granted, not the transaction start: "newest" is the order of saves.
+        .values({ ...record, createdAt: () => 'clock_timestamp()' })
+        .execute();
+      // The new state always survives; the owner's oldest beyond the cap go.
+      await manager.query(
+        `DELETE FROM ${this.table} WHERE state_hash IN (
+           SELECT state_hash FROM ${this.table} WHERE owner_id = $1 AND state_hash <> $2
+           ORDER BY created_at DESC, state_hash DESC OFFSET $3)`,
+        [record.ownerId, record.stateHash, this.maxPendingPerOwner - 1],
+      );
+    });
     // Abandoned flows would otherwise pile up; the expires_at index keeps this cheap.
     await this.repository
       .createQueryBuilder()
@@ -59,5 +93,13 @@ export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
     }
     const exists = ownerId !== undefined && (await this.repository.existsBy({ stateHash }));
     return exists ? { kind: 'owner_mismatch' } : { kind: 'unknown' };
+  }
+
+  /** The table name, schema-qualified when the DataSource has a schema, quoted for raw SQL. */
+  private get table(): string {
+    return this.repository.metadata.tablePath
+      .split('.')
+      .map((part) => `"${part.replace(/"/g, '""')}"`)
+      .join('.');
   }
 }

@@ -55,6 +55,24 @@ function projectsController(fake: FakeProcoreServer) {
   return ProjectsController;
 }
 
+/**
+ * A query parser that turns `a[b]=c` into objects and repeated keys into arrays, as Express's
+ * `extended` parser (qs) does; for Fastify, whose default parser does neither.
+ */
+function extendedQuery(text: string): Record<string, unknown> {
+  const query: Record<string, unknown> = {};
+  for (const [key, value] of new URLSearchParams(text)) {
+    const nested = /^([^[\]]+)\[([^[\]]*)\]$/.exec(key);
+    if (nested) {
+      const object = (query[nested[1]] ??= {}) as Record<string, string>;
+      object[nested[2]] = value;
+    } else {
+      query[key] = key in query ? [query[key], value].flat() : value;
+    }
+  }
+  return query;
+}
+
 export interface HttpTestApp {
   app: INestApplication;
   service: ProcoreTokenService;
@@ -68,6 +86,8 @@ export async function createHttpTestApp(params: {
   fake: FakeProcoreServer;
   options: ProcoreAuthModuleOptions;
   globalGuard?: boolean;
+  /** Parse `?a[b]=c` into objects (Express: `app.set('query parser', 'extended')`). */
+  extendedQueryParser?: boolean;
 }): Promise<HttpTestApp> {
   @Module({
     imports: [
@@ -86,8 +106,21 @@ export async function createHttpTestApp(params: {
   const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
   const app =
     params.platform === 'fastify'
-      ? moduleRef.createNestApplication(new FastifyAdapter(), { logger: false })
+      ? moduleRef.createNestApplication(
+          new FastifyAdapter(
+            params.extendedQueryParser
+              ? { routerOptions: { querystringParser: extendedQuery } }
+              : undefined,
+          ),
+          { logger: false },
+        )
       : moduleRef.createNestApplication({ logger: false });
+  if (params.platform === 'express' && params.extendedQueryParser) {
+    (app.getHttpAdapter().getInstance() as { set(name: string, value: unknown): void }).set(
+      'query parser',
+      'extended',
+    );
+  }
   await app.init();
   if (params.platform === 'fastify') {
     await (app.getHttpAdapter().getInstance() as { ready(): Promise<unknown> }).ready();
