@@ -5,6 +5,7 @@ import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.cons
 import { ProcoreTokenStore } from '../storage/procore-token.store.js';
 import { openAccessToken, openRefreshToken, sealTokens } from './connection-secrets.js';
 import type { TokenCipher } from './token-cipher.js';
+import { asProcoreError } from '../storage/storage-errors.js';
 
 /**
  * Re-encrypts stored tokens with the current key after a key rotation, so the previous key can be
@@ -41,7 +42,9 @@ export class ProcoreKeyRotationService {
           await this.reencrypt(ownerId);
           reencrypted++;
         } catch (error) {
-          if (!(error instanceof ProcoreTokenDecryptionError)) throw error;
+          if (!(error instanceof ProcoreTokenDecryptionError)) {
+            throw asProcoreError(error, ownerId, 're-encrypting');
+          }
           failed++;
         }
       }

@@ -318,7 +318,9 @@ export class ProcoreTokenRefresher {
         }
         const current = await this.store.find(ownerId);
         if (current && this.holdsRotation(current, rotation)) return this.refreshed(rotation);
-        lastError = new Error('the connection was replaced or revoked meanwhile');
+        lastError = Object.assign(new Error('the connection was replaced or revoked meanwhile'), {
+          code: 'connection_replaced',
+        });
         break;
       } catch (error) {
         lastError = error;
