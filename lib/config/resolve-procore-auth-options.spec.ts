@@ -305,14 +305,12 @@ describe('resolveProcoreAuthOptions', () => {
       expect(resolved.http.timeoutMs).toBe(10_000);
     });
 
-    it.each([
+    it.each<[string, Partial<ProcoreAuthModuleOptions>]>([
       ['lockTimeoutMs', { lockTimeoutMs: 10_500 }],
       ['shutdownTimeoutMs', { shutdownTimeoutMs: 5_000 }],
       ['lockTimeoutMs', { http: { timeoutMs: 30_000 } }],
-    ] as const)('stops bootstrap when %s cannot outlast http.timeoutMs (%j)', (name, overrides) => {
-      const error = thrownBy(() =>
-        resolveProcoreAuthOptions(requiredOptions(overrides as Partial<ProcoreAuthModuleOptions>)),
-      );
+    ])('stops bootstrap when %s cannot outlast http.timeoutMs (%j)', (name, overrides) => {
+      const error = thrownBy(() => resolveProcoreAuthOptions(requiredOptions(overrides)));
       expect(error).toBeInstanceOf(ProcoreConfigurationError);
       expect(error.message).toContain(`${name} (`);
       expect(error.message).toContain('must be at least http.timeoutMs + 1000 ms');
