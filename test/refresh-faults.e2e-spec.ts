@@ -1,8 +1,15 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
+import { DataSource } from 'typeorm';
 import {
   ProcoreAuthEventType,
+  ProcoreAuthModule,
   ProcoreLockTimeoutError,
+  ProcoreTokenService,
+  procoreAuthEntities,
   ProcoreReauthorizationRequiredError,
   ProcoreStorageError,
   ProcoreTokenPersistError,
@@ -386,6 +393,84 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       expect(fake.counters.rejectedRefreshTokens).toBe(0);
     });
   });
+
+  it('pool exhausted: cached tokens are served, a cache miss fails with pool_timeout, then recovers', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: database.url,
+          entities: procoreAuthEntities,
+          poolSize: 2,
+          extra: { connectionTimeoutMillis: 300 },
+        }),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake, { cache: { maxEntries: 100 } })),
+      ],
+    }).compile();
+    const nest = moduleRef.createNestApplication({ logger: false });
+    await nest.init();
+    try {
+      const service = nest.get(ProcoreTokenService);
+      const cachedOwner = nextOwner('pool-cached');
+      await connectOwner(service, cachedOwner);
+      const cachedToken = await service.getAccessToken(cachedOwner);
+      const otherOwner = nextOwner('pool-miss');
+      await connectOwner(service, otherOwner);
+      service.evict(otherOwner);
+      const dataSource = nest.get(DataSource);
+      const held = [dataSource.createQueryRunner(), dataSource.createQueryRunner()];
+      for (const runner of held) await runner.connect();
+
+      expect(await service.getAccessToken(cachedOwner)).toBe(cachedToken);
+      const error = await service.getAccessToken(otherOwner).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ProcoreStorageError);
+      expect((error as Error).message).toContain('pool_timeout');
+
+      for (const runner of held) await runner.release();
+      expect(fake.isAccessTokenValid(await service.getAccessToken(otherOwner))).toBe(true);
+    } finally {
+      await nest.close();
+    }
+  });
+
+  it('database down at start-up: the app boots once it answers (TypeORM retries), no restart needed', async () => {
+    const proxy = await TcpProxy.start(database.url);
+    try {
+      proxy.cut();
+      const booting = createProcoreTestAppWithRetries(proxy.url(database.url));
+      await proxy.refused(2);
+      proxy.restore();
+      const nest = await booting;
+      try {
+        const service = nest.get(ProcoreTokenService);
+        const ownerId = nextOwner('late-database');
+        await connectOwner(service, ownerId);
+        expect(fake.isAccessTokenValid(await service.getAccessToken(ownerId))).toBe(true);
+      } finally {
+        await nest.close();
+      }
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  async function createProcoreTestAppWithRetries(url: string): Promise<INestApplication> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url,
+          entities: procoreAuthEntities,
+          retryAttempts: 50,
+          retryDelay: 50,
+        }),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake)),
+      ],
+    }).compile();
+    const nest = moduleRef.createNestApplication({ logger: false });
+    await nest.init();
+    return nest;
+  }
 
   describe('shutdown in the middle of a refresh', () => {
     it('a request-path refresh started before app.close() is committed before the DataSource closes', async () => {

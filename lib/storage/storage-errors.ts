@@ -11,6 +11,10 @@ export function storageErrorCode(error: unknown): string {
       (current as { driverError?: unknown; cause?: unknown }).driverError ??
       (current as { cause?: unknown }).cause;
   }
+  // node-postgres' pool gives up on `connectionTimeoutMillis` with a bare Error.
+  if (error instanceof Error && /timeout exceeded when trying to connect/.test(error.message)) {
+    return 'pool_timeout';
+  }
   return error instanceof Error ? error.name : 'unknown';
 }
 
