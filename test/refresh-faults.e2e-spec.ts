@@ -472,6 +472,31 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
     return nest;
   }
 
+  it('the scheduler logs each owner it failed (id and code, no secret) and emits refresh_failed for it', async () => {
+    const app = await start({ http: { retries: 0, retryBaseDelayMs: 5 } });
+    const failing = await staleOwner(app, 'scheduler-failing');
+    const healthy = nextOwner('scheduler-healthy');
+    await connectOwner(app.service, healthy);
+    await expireStoredToken(app.dataSource, fake, healthy);
+    const secret = await storedRefreshToken(app, failing);
+    fake.injectFault({ kind: 'status', status: 502 }, { grantType: 'refresh_token' });
+
+    const summary = await app.app.get(TokenRefreshScheduler).runTick();
+
+    expect(summary).toMatchObject({ claimed: 2, refreshed: 1, failed: 1 });
+    const failedOwner = app.events.find(
+      (event) => event.type === ProcoreAuthEventType.RefreshFailed,
+    );
+    expect(failedOwner).toMatchObject({ errorCode: 'http_502', trigger: 'scheduler' });
+    const line = logger.lines.find((entry) =>
+      entry.includes('Procore token refresh failed for owner'),
+    );
+    expect(line).toBe(
+      `warn Procore token refresh failed for owner "${failedOwner!.ownerId}" (http_502, 1 attempt(s), trigger scheduler). ProcoreAuth`,
+    );
+    expect(logger.lines.join('\n')).not.toContain(secret);
+  });
+
   describe('shutdown in the middle of a refresh', () => {
     it('a request-path refresh started before app.close() is committed before the DataSource closes', async () => {
       const app = await start();
