@@ -1,8 +1,14 @@
+import { inspect, type InspectOptions } from 'node:util';
 import { Column, CreateDateColumn, Entity, Index, PrimaryColumn } from 'typeorm';
+import { inspectRedacted, redactedCopy } from './redact.js';
+
+/** Columns that never appear when an entity is logged, inspected or serialised. */
+const SECRET_COLUMNS = ['codeVerifier'] as const;
 
 /**
  * A pending authorization (`procore_oauth_states`). Only the SHA-256 of `state` is stored, so a
  * database dump cannot be used to complete someone's flow; a row is deleted when it is used.
+ * Logged, inspected or serialised, an entity shows `'[redacted]'` instead of its code verifier.
  */
 @Entity({ name: 'procore_oauth_states' })
 @Index('IDX_procore_oauth_states_owner_id_created_at', ['ownerId', 'createdAt'])
@@ -27,4 +33,13 @@ export class ProcoreOAuthStateEntity {
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
+
+  /** The columns, with the code verifier replaced by `'[redacted]'`. */
+  toJSON(): Record<string, unknown> {
+    return redactedCopy(this, SECRET_COLUMNS);
+  }
+
+  [inspect.custom](depth: number | null, options: InspectOptions): string {
+    return inspectRedacted(this, SECRET_COLUMNS, depth, options, ProcoreOAuthStateEntity.name);
+  }
 }

@@ -1,3 +1,4 @@
+import { inspect, type InspectOptions } from 'node:util';
 import {
   Column,
   CreateDateColumn,
@@ -6,6 +7,10 @@ import {
   PrimaryGeneratedColumn,
   UpdateDateColumn,
 } from 'typeorm';
+import { inspectRedacted, redactedCopy } from './redact.js';
+
+/** Columns that never appear when an entity is logged, inspected or serialised. */
+const SECRET_COLUMNS = ['accessToken', 'refreshToken'] as const;
 
 /** Lifecycle of a stored connection. */
 export type ProcoreConnectionStatus = 'active' | 'reauthorization_required' | 'revoked';
@@ -13,7 +18,8 @@ export type ProcoreConnectionStatus = 'active' | 'reauthorization_required' | 'r
 /**
  * One Procore connection per owner (`procore_oauth_tokens`). Tokens are stored encrypted
  * (AES-256-GCM envelopes naming their key); rows are never deleted by the library, so a
- * connection keeps its history through reauthorization and revocation.
+ * connection keeps its history through reauthorization and revocation. Logged, inspected or
+ * serialised (`JSON.stringify`), an entity shows `'[redacted]'` instead of its token values.
  */
 @Entity({ name: 'procore_oauth_tokens' })
 export class ProcoreTokenEntity {
@@ -85,4 +91,13 @@ export class ProcoreTokenEntity {
 
   @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
   updatedAt!: Date;
+
+  /** The columns, with the token values replaced by `'[redacted]'`. */
+  toJSON(): Record<string, unknown> {
+    return redactedCopy(this, SECRET_COLUMNS);
+  }
+
+  [inspect.custom](depth: number | null, options: InspectOptions): string {
+    return inspectRedacted(this, SECRET_COLUMNS, depth, options, ProcoreTokenEntity.name);
+  }
 }

@@ -2,6 +2,7 @@ import { assertStorageReady } from './data-source.resolver.js';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
 import { ProcoreTokenEntity } from './procore-token.entity.js';
+import { redactTokenRecord } from './redact.js';
 import {
   ProcoreTokenStore,
   type ClaimOptions,
@@ -16,7 +17,7 @@ import {
 const LOCK_NOT_AVAILABLE = '55P03';
 
 function toRecord(entity: ProcoreTokenEntity): ProcoreTokenRecord {
-  return {
+  return redactTokenRecord({
     ownerId: entity.ownerId,
     environment: entity.environment,
     status: entity.status,
@@ -33,7 +34,7 @@ function toRecord(entity: ProcoreTokenEntity): ProcoreTokenRecord {
     lastErrorCode: entity.lastErrorCode,
     lastErrorAt: entity.lastErrorAt,
     revokedAt: entity.revokedAt,
-  };
+  });
 }
 
 /** The default `ProcoreTokenStore`: TypeORM on PostgreSQL, on the DataSource the module was given. */
