@@ -99,6 +99,8 @@ export type FakeProcoreFault =
       contentType?: string;
       /** Adds a `Retry-After` header, as Procore does on 503. */
       retryAfterSeconds?: number;
+      /** Adds a `Retry-After` header as an HTTP date (IMF-fixdate); `retryAfterSeconds` wins. */
+      retryAfterDate?: Date;
     }
   /** 429 with `Retry-After` and Procore's `X-Rate-Limit-*` headers; never consumes anything. */
   | { kind: 'rate-limit'; retryAfterSeconds: number }
@@ -1099,6 +1101,8 @@ function statusFaultReply(fault: Extract<FakeProcoreFault, { kind: 'status' }>):
   const headers: Record<string, string> = {};
   if (fault.retryAfterSeconds !== undefined)
     headers['Retry-After'] = String(fault.retryAfterSeconds);
+  else if (fault.retryAfterDate !== undefined)
+    headers['Retry-After'] = fault.retryAfterDate.toUTCString();
   if (fault.body === undefined && fault.contentType === undefined) {
     return oauthError(
       fault.status,
