@@ -57,23 +57,22 @@ describe('resolveProcoreAuthOptions', () => {
       expect(resolved.scheduler.lookAheadSeconds).toBeUndefined();
     });
 
-    it('gives the remaining tuning knobs a positive default', () => {
-      const { http, scheduler, lockTimeoutMs, touchIntervalSeconds } =
-        resolveProcoreAuthOptions(requiredOptions());
+    it('gives the remaining tuning knobs their documented defaults', () => {
+      const resolved = resolveProcoreAuthOptions(requiredOptions());
 
-      for (const value of [
-        http.retries,
-        http.retryBaseDelayMs,
-        http.maxRetryAfterMs,
-        http.maxResponseBytes,
-        scheduler.batchSize,
-        scheduler.concurrency,
-        lockTimeoutMs,
-        touchIntervalSeconds,
-      ]) {
-        expect(value).toEqual(expect.any(Number));
-        expect(value).toBeGreaterThan(0);
-      }
+      expect(resolved).toMatchObject({
+        http: {
+          retries: 2,
+          retryBaseDelayMs: 250,
+          maxRetryAfterMs: 30_000,
+          maxResponseBytes: 65_536,
+        },
+        scheduler: { batchSize: 100, concurrency: 4 },
+        lockTimeoutMs: 15_000,
+        touchIntervalSeconds: 300,
+        maxPendingStatesPerOwner: 10,
+        bindFlowToBrowser: true,
+      });
     });
 
     it('finds the owner of a request in req.user.id by default', () => {
