@@ -513,9 +513,13 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
     });
 
     it('protects every route except @SkipProcoreAuth() ones and the OAuth routes', async () => {
-      await request(server()).get('/service').expect(401);
+      const refused = await request(server()).get('/service').expect(401);
+      expect(refused.body).toMatchObject({ statusCode: 401, reason: 'no_owner' });
       await request(server()).get('/health').expect(200, { ok: true });
+      await request(server()).get('/public/status').expect(200, { public: true });
       const ownerId = nextOwner();
+      await request(server()).get('/health').set('x-user-id', ownerId).expect(200, { ok: true });
+      // The OAuth routes answer an owner who is not connected yet (the guard would say 401).
       await connect(ownerId);
       await request(server()).get('/me').set('x-user-id', ownerId).expect(200);
     });

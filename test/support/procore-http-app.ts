@@ -55,6 +55,16 @@ function projectsController(fake: FakeProcoreServer) {
   return ProjectsController;
 }
 
+/** `@SkipProcoreAuth()` on a whole controller: none of its routes is guarded. */
+@SkipProcoreAuth()
+@Controller('public')
+class PublicController {
+  @Get('status')
+  status() {
+    return { public: true };
+  }
+}
+
 /**
  * A query parser that turns `a[b]=c` into objects and repeated keys into arrays, as Express's
  * `extended` parser (qs) does; for Fastify, whose default parser does neither.
@@ -98,7 +108,7 @@ export async function createHttpTestApp(params: {
       }),
       ProcoreAuthModule.forRoot({ ...params.options, isGlobal: true }),
     ],
-    controllers: [projectsController(params.fake)],
+    controllers: [projectsController(params.fake), PublicController],
     providers: params.globalGuard ? [{ provide: APP_GUARD, useClass: ProcoreAuthGuard }] : [],
   })
   class AppModule {}
