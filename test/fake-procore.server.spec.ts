@@ -243,7 +243,7 @@ describe('FakeProcoreServer', () => {
       expect(denied.searchParams.get('state')).toBe('s-42');
       expect(denied.searchParams.has('code')).toBe(false);
 
-      expect(await authorizationCode()).toEqual(expect.any(String));
+      expect(await authorizationCode()).toMatch(/^[A-Za-z0-9_-]{32}$/); // the denial was one-shot
     });
 
     it('approves the user configured at the time of authorization', async () => {

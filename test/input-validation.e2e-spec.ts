@@ -183,7 +183,14 @@ describe('hostile input: owner ids, token responses, keyrings (real PostgreSQL, 
         databaseUrl: database.url,
         options: fakeProcoreOptions(fake, { encryptionKey: key, previousEncryptionKeys: [key] }),
       });
-      await app.close();
+      try {
+        const tokens = fake.issueTokens();
+        await app.service.importTokens('same-key-owner', tokens);
+        app.service.evict('same-key-owner'); // read it back through the keyring
+        expect(await app.service.getAccessToken('same-key-owner')).toBe(tokens.access_token);
+      } finally {
+        await app.close();
+      }
     });
   });
 });

@@ -81,7 +81,9 @@ describe('pending authorization states (real PostgreSQL)', () => {
       connection: { ownerId, status: 'active' },
     });
     const stillPending = flows[990];
-    await expect(complete(stillPending.url, stillPending.state, ownerId)).resolves.toBeDefined();
+    await expect(complete(stillPending.url, stillPending.state, ownerId)).resolves.toMatchObject({
+      connection: { ownerId, status: 'active' },
+    });
   });
 
   it('keeps the cap under 60 concurrent authorize calls of one owner', async () => {
@@ -111,7 +113,9 @@ describe('pending authorization states (real PostgreSQL)', () => {
       .handleCallback({ code: 'x', state: first.state, ownerId })
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(ProcoreOAuthStateError);
-    await expect(complete(third.url, third.state, ownerId)).resolves.toBeDefined();
+    await expect(complete(third.url, third.state, ownerId)).resolves.toMatchObject({
+      connection: { ownerId, status: 'active' },
+    });
   });
 
   it('refuses a maxPendingStatesPerOwner below 1 at bootstrap', async () => {

@@ -437,8 +437,8 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
 
     it('retries a transient failure of the client-credentials grant', async () => {
       fake.injectFault({ kind: 'status', status: 502 }, { grantType: 'client_credentials' });
-      await expect(instance.service.getClientCredentialsToken()).resolves.toEqual(
-        expect.any(String),
+      expect(fake.isAccessTokenValid(await instance.service.getClientCredentialsToken())).toBe(
+        true,
       );
       expect(fake.counters.clientCredentials).toBe(2);
     });
