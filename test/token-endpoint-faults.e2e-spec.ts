@@ -451,15 +451,22 @@ const rows: Row[] = [
   {
     name: 'no refresh_token in the answer: the old one is kept (SPEC); Procore consumed it, so the next refresh is refused',
     arrange: inject(tamper((body) => delete body.refresh_token)),
-    expected: { ...succeeded(1), row: { ...succeeded(1).row, tokens: 'access-only' } },
-    // The kept refresh token was consumed by the rotation: our code sends it a second time, it is
-    // refused, and nothing marks it as lost, so the cause reads as a user's revoke (invalid_grant).
+    expected: {
+      ...succeeded(1),
+      row: {
+        ...succeeded(1).row,
+        tokens: 'access-only',
+        lastErrorCode: 'refresh_token_not_rotated',
+      },
+    },
+    // The kept refresh token was consumed by that call (Procore's rule): the row is marked, so its
+    // refusal on the next refresh is recorded as a lost response, not as the user's revoke.
     next: {
-      outcome: reauthError('invalid_grant'),
+      outcome: reauthError('refresh_response_lost'),
       status: 'reauthorization_required',
-      lastErrorCode: 'invalid_grant',
+      lastErrorCode: 'refresh_response_lost',
       fake: { refreshToken: 2, rejectedRefreshTokens: 1 },
-      events: [reauthEvent('invalid_grant')],
+      events: [reauthEvent('refresh_response_lost')],
     },
   },
   {
@@ -551,7 +558,8 @@ const rows: Row[] = [
       outcome: { error: ProcoreOAuthError, props: { error: 'unauthorized_client', status: 400 } },
       errorCode: 'unauthorized_client',
       attempts: 1,
-      lastErrorCode: 'unauthorized_client',
+      // Procore consumes the refresh token on any call it answers: the row is marked so.
+      lastErrorCode: 'refresh_outcome_unknown',
       consumed: false,
     }),
     next: nextSucceeds(2),
@@ -563,7 +571,7 @@ const rows: Row[] = [
       outcome: { error: ProcoreOAuthError, props: { error: 'unknown_error' } },
       errorCode: 'unknown_error',
       attempts: 1,
-      lastErrorCode: 'unknown_error',
+      lastErrorCode: 'refresh_outcome_unknown',
       consumed: false,
     }),
   },
@@ -574,7 +582,7 @@ const rows: Row[] = [
       outcome: { error: ProcoreOAuthError, props: { error: 'unknown_error' } },
       errorCode: 'unknown_error',
       attempts: 1,
-      lastErrorCode: 'unknown_error',
+      lastErrorCode: 'refresh_outcome_unknown',
       consumed: false,
     }),
     next: nextSucceeds(2),

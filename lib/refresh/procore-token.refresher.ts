@@ -34,8 +34,14 @@ export const PERSIST_FAILED = 'refresh_persist_failed';
 /** Recorded when the refresh token was consumed by a call whose response never reached us. */
 export const RESPONSE_LOST = 'refresh_response_lost';
 
+/**
+ * Recorded when Procore's answer to a refresh had no new refresh token: the old one is kept (as
+ * the SPEC says), but Procore consumed it with that call, so its next refusal is not the user's.
+ */
+export const NOT_ROTATED = 'refresh_token_not_rotated';
+
 /** Error codes meaning "the stored refresh token may already be consumed at Procore". */
-const MAYBE_CONSUMED = new Set<string | null>([OUTCOME_UNKNOWN, PERSIST_FAILED]);
+const MAYBE_CONSUMED = new Set<string | null>([OUTCOME_UNKNOWN, PERSIST_FAILED, NOT_ROTATED]);
 
 /** Delays between the attempts to save rotated tokens after the locked transaction failed. */
 const SALVAGE_DELAYS_MS = [0, 250, 1_000];
@@ -232,9 +238,10 @@ export class ProcoreTokenRefresher {
     }
     const failure = asProcoreError(error, record.ownerId, 'calling Procore');
     if (!(error instanceof ProcoreTransientError)) {
-      // Invalid responses, other OAuth errors: nothing to retry. A 2xx with an unusable body may
-      // still have consumed the token.
-      maybeConsumed ||= isUnusableSuccess(error);
+      // Invalid responses, other OAuth errors: nothing to retry. Procore consumes the refresh token
+      // on any call it answers ("successful or not"), so an answered OAuth error or a 2xx with an
+      // unusable body leaves it maybe consumed (only invalid_client is refused before that).
+      maybeConsumed ||= isUnusableSuccess(error) || error instanceof ProcoreOAuthError;
       await this.recordFailure(writer, record, error, maybeConsumed);
       return { kind: 'failed', error: failure, attempts: attempt + 1 };
     }
@@ -276,8 +283,8 @@ export class ProcoreTokenRefresher {
         version: record.version + 1,
         lastRefreshedAt: new Date(),
         failureCount: 0,
-        lastErrorCode: null,
-        lastErrorAt: null,
+        lastErrorCode: response.refresh_token ? null : NOT_ROTATED,
+        lastErrorAt: response.refresh_token ? null : new Date(),
       },
     };
   }

@@ -74,7 +74,13 @@ function extendedQuery(text: string): Record<string, unknown> {
   for (const [key, value] of new URLSearchParams(text)) {
     const nested = /^([^[\]]+)\[([^[\]]*)\]$/.exec(key);
     if (nested) {
-      const object = (query[nested[1]] ??= {}) as Record<string, string>;
+      // As qs does when a key is both plain and nested (`a=x&a[b]=y`): the nested form wins.
+      const existing = query[nested[1]];
+      const object = (
+        existing && typeof existing === 'object' && !Array.isArray(existing)
+          ? existing
+          : (query[nested[1]] = {})
+      ) as Record<string, string>;
       object[nested[2]] = value;
     } else {
       query[key] = key in query ? [query[key], value].flat() : value;
