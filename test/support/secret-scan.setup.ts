@@ -9,8 +9,9 @@
  * - the status line, headers and body of every `http.ServerResponse` the process writes, except
  *   the fake Procore server's own (they carry tokens by design);
  * - `util.inspect()` (message, stack, `cause` chain, own properties) of every error thrown by a
- *   `ProcoreTokenService` or `ProcoreKeyRotationService` method, by `Test...compile()` and by
- *   `app.init()`: what a test, an exception filter or a user would see.
+ *   `ProcoreTokenService`, `ProcoreKeyRotationService` or `TokenRefreshScheduler` method, by
+ *   `Test...compile()` and by `app.init()` / `app.listen()`: what a test, an exception filter or
+ *   a user would see.
  * What it looks for: every secret registered by the fake server, `fakeProcoreAuthOptions()`,
  * `generateKey()`, `ProcoreAuthModule.forRoot()` / `forRootAsync({ useFactory })` options, and
  * anything that looks like a JWT.
@@ -25,6 +26,7 @@ import {
   ProcoreAuthModule,
   ProcoreKeyRotationService,
   ProcoreTokenService,
+  TokenRefreshScheduler,
   type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
 import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
@@ -139,6 +141,7 @@ function recordErrorsOf(prototype: object, label: string, names?: readonly strin
 
 recordErrorsOf(ProcoreTokenService.prototype, 'ProcoreTokenService');
 recordErrorsOf(ProcoreKeyRotationService.prototype, 'ProcoreKeyRotationService');
+recordErrorsOf(TokenRefreshScheduler.prototype, 'TokenRefreshScheduler');
 recordErrorsOf(TestingModuleBuilder.prototype, 'TestingModuleBuilder', ['compile']);
 recordErrorsOf(NestApplication.prototype, 'NestApplication', ['init', 'listen']);
 

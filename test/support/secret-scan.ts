@@ -11,8 +11,9 @@ import type { LoggerService } from '@nestjs/common';
  * A suite author gets it for free: `FakeProcoreServer`, `fakeProcoreAuthOptions()`,
  * `generateKey()` and `ProcoreAuthModule.forRoot()` register their secrets, and the setup file
  * records every Nest logger, event stream, `http.ServerResponse` and `ProcoreTokenService` error
- * of the process. Register a secret of your own with {@link registerSecret}; opt a file out
- * (say why) with {@link skipSecretScan}.
+ * of the process. Register a secret of your own with {@link registerSecret}; record output the
+ * hooks cannot see (a child process's stdout, say) with {@link recordOutput}; opt a file out (say
+ * why) with {@link skipSecretScan}.
  *
  * One module instance per test file (Jest gives each file its own module registry), so the
  * state below is per file.
