@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcoreShutdownError } from '../errors/procore-shutdown.error.js';
 
@@ -14,6 +15,13 @@ export class ProcoreInFlightOperations {
   private readonly running = new Set<Promise<unknown>>();
   private readonly closing = new AbortController();
   private closed = false;
+  /** When the drain gives up (epoch ms); set when shutdown begins. */
+  private deadline = Number.POSITIVE_INFINITY;
+
+  constructor() {
+    // One listener per pausing retry: many owners may be waiting at once.
+    setMaxListeners(0, this.closing.signal);
+  }
 
   /** Number of operations running now. */
   get size(): number {
@@ -23,6 +31,14 @@ export class ProcoreInFlightOperations {
   /** Whether shutdown has begun. */
   get shuttingDown(): boolean {
     return this.closing.signal.aborted;
+  }
+
+  /**
+   * Whether a call taking up to `ms` can still finish before the drain gives up. A refresh must not
+   * start a call to Procore it cannot finish: its rotated token would be lost with the DataSource.
+   */
+  hasTimeFor(ms: number): boolean {
+    return this.deadline - Date.now() >= ms;
   }
 
   /** Runs `work` tracked; refuses to start once the drain has finished. */
@@ -52,8 +68,9 @@ export class ProcoreInFlightOperations {
    * `timeoutMs`, then refuses new ones. Returns how many were still running.
    */
   async drain(timeoutMs: number): Promise<number> {
-    this.closing.abort();
     const deadline = Date.now() + timeoutMs;
+    this.deadline = deadline;
+    this.closing.abort();
     while (this.running.size > 0 && Date.now() < deadline) {
       const timer = new AbortController();
       await Promise.race([

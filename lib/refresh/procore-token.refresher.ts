@@ -6,6 +6,7 @@ import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthorization-required.error.js';
+import { ProcoreShutdownError } from '../errors/procore-shutdown.error.js';
 import { ProcoreTokenPersistError } from '../errors/procore-storage.error.js';
 import { ProcoreTokenRefreshError } from '../errors/procore-token-refresh.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
@@ -24,7 +25,7 @@ import {
   type ProcoreTokenPatch,
   type ProcoreTokenRecord,
 } from '../storage/procore-token.store.js';
-import { asProcoreError, storageErrorCode } from '../storage/storage-errors.js';
+import { asProcoreError, redactDriverError, storageErrorCode } from '../storage/storage-errors.js';
 import { ProcoreInFlightOperations } from './in-flight-operations.js';
 
 /** Recorded when a refresh call's outcome is unknown (5xx/timeout/reset after it was sent). */
@@ -41,7 +42,11 @@ export const RESPONSE_LOST = 'refresh_response_lost';
 export const NOT_ROTATED = 'refresh_token_not_rotated';
 
 /** Error codes meaning "the stored refresh token may already be consumed at Procore". */
-const MAYBE_CONSUMED = new Set<string | null>([OUTCOME_UNKNOWN, PERSIST_FAILED, NOT_ROTATED]);
+export const MAYBE_CONSUMED: ReadonlySet<string | null> = new Set<string | null>([
+  OUTCOME_UNKNOWN,
+  PERSIST_FAILED,
+  NOT_ROTATED,
+]);
 
 /** Delays between the attempts to save rotated tokens after the locked transaction failed. */
 const SALVAGE_DELAYS_MS = [0, 250, 1_000];
@@ -98,6 +103,13 @@ export class ProcoreTokenRefresher {
    * applies to: the database mark (`last_error_code`) may not have been writable.
    */
   private readonly maybeConsumed = new Map<string, number>();
+  /**
+   * Per-owner queue inside this process: a forced `refresh()` and a `getAccessToken()` refresh (two
+   * single-flights) never run the protocol for one owner at the same time. The row lock does that
+   * across instances, but it is lost with its session (a terminated backend) while a rotated token
+   * is still being saved; this queue keeps this instance from sending the consumed token meanwhile.
+   */
+  private readonly queues = new Map<string, Promise<unknown>>();
 
   constructor(
     @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
@@ -132,7 +144,7 @@ export class ProcoreTokenRefresher {
     return this.inFlight.run('a token refresh', async () => {
       let outcome: Outcome;
       try {
-        outcome = await this.attempts(ownerId, marginMs, seenVersion);
+        outcome = await this.queued(ownerId, () => this.attempts(ownerId, marginMs, seenVersion));
       } catch (error) {
         // The row's state (not connected, revoked) is an answer, not a failed refresh.
         if (error instanceof ProcoreReauthorizationRequiredError) throw error;
@@ -144,6 +156,18 @@ export class ProcoreTokenRefresher {
       }
       return this.settle(ownerId, trigger, outcome);
     });
+  }
+
+  /** Runs `work` after the owner's previous protocol run on this instance has finished. */
+  private async queued<T>(ownerId: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.queues.get(ownerId);
+    const run = (previous ?? Promise.resolve()).catch(() => undefined).then(work);
+    this.queues.set(ownerId, run);
+    try {
+      return await run;
+    } finally {
+      if (this.queues.get(ownerId) === run) this.queues.delete(ownerId);
+    }
   }
 
   /** Runs locked attempts until one settles; pauses between them hold no lock and no transaction. */
@@ -192,6 +216,10 @@ export class ProcoreTokenRefresher {
           }
           const refreshToken = openRefreshToken(this.cipher, record);
           if (!refreshToken) return this.requireReauthorization(writer, record, 'no_refresh_token');
+          // During shutdown, only a call that can finish before the drain gives up may start.
+          if (!this.inFlight.hasTimeFor(this.options.http.timeoutMs + 1_000)) {
+            throw new ProcoreShutdownError('a token refresh');
+          }
           const startedAt = Date.now();
           let response: ProcoreTokenResponse;
           try {
@@ -317,7 +345,10 @@ export class ProcoreTokenRefresher {
     for (const delayMs of SALVAGE_DELAYS_MS) {
       if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
       try {
-        if (await this.store.updateIfVersion(ownerId, version, rotation.patch)) {
+        // The rotated tokens are the live grant: whatever another instance concluded meanwhile
+        // (it may have sent the consumed token while our lock was lost), the row is active again.
+        const patch = { ...rotation.patch, status: 'active' as const };
+        if (await this.store.updateIfVersion(ownerId, version, patch)) {
           this.logger.warn(
             `Stored the rotated Procore token of owner "${ownerId}" on a second try after a storage error (${storageErrorCode(cause)}).`,
           );
@@ -333,8 +364,7 @@ export class ProcoreTokenRefresher {
         lastError = error;
       }
     }
-    this.maybeConsumed.set(ownerId, version);
-    if (this.maybeConsumed.size > 10_000) this.maybeConsumed.clear();
+    this.rememberMaybeConsumed(ownerId, version);
     await this.store
       .updateIfVersion(ownerId, version, {
         lastErrorCode: PERSIST_FAILED,
@@ -349,9 +379,18 @@ export class ProcoreTokenRefresher {
     const error = new ProcoreTokenPersistError(
       ownerId,
       `The rotated Procore token of owner "${ownerId}" could not be stored (${code}).`,
-      { cause: lastError },
+      { cause: redactDriverError(lastError) },
     );
     return { kind: 'failed', error, attempts: attempt + 1 };
+  }
+
+  /** Bounded: the oldest entries go first (the database mark is the durable copy). */
+  private rememberMaybeConsumed(ownerId: string, version: number): void {
+    this.maybeConsumed.delete(ownerId);
+    this.maybeConsumed.set(ownerId, version);
+    if (this.maybeConsumed.size > 10_000) {
+      this.maybeConsumed.delete(this.maybeConsumed.keys().next().value as string);
+    }
   }
 
   /** Whether the stored row holds the access token of this rotation (its commit did land). */
@@ -389,7 +428,7 @@ export class ProcoreTokenRefresher {
     maybeConsumed: boolean,
   ): Promise<void> {
     // Remembered here too: if this write fails, the next attempt must still know.
-    if (maybeConsumed) this.maybeConsumed.set(record.ownerId, record.version);
+    if (maybeConsumed) this.rememberMaybeConsumed(record.ownerId, record.version);
     await writer.update({
       failureCount: record.failureCount + 1,
       lastErrorCode: maybeConsumed ? OUTCOME_UNKNOWN : errorCodeOf(error),

@@ -70,9 +70,14 @@ export abstract class ProcoreTokenStore {
   /**
    * Creates the owner's connection or replaces its tokens (status `active`, failures cleared,
    * version bumped), atomically. Returns the stored connection and, when one existed, the row as
-   * it was just before (so the replaced grant can be revoked at Procore).
+   * it was just before (so the replaced grant can be revoked at Procore). Waits at most
+   * `lockTimeoutMs` for a refresh of the same owner (then throws `ProcoreLockTimeoutError`).
    */
-  abstract upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenUpsert>;
+  abstract upsert(
+    ownerId: string,
+    values: ProcoreTokenInsert,
+    lockTimeoutMs: number,
+  ): Promise<ProcoreTokenUpsert>;
 
   /**
    * Writes `patch` only if the owner's row still has `expectedVersion`, in one atomic statement

@@ -18,6 +18,18 @@ export function storageErrorCode(error: unknown): string {
   return error instanceof Error ? error.name : 'unknown';
 }
 
+/**
+ * TypeORM's `QueryFailedError` carries the statement's `parameters` (token ciphertexts, owner ids):
+ * replaced before the error becomes a library error's `cause`, so inspecting it prints nothing
+ * that records and entities deliberately redact.
+ */
+export function redactDriverError<T>(error: T): T {
+  if (error && typeof error === 'object' && 'parameters' in error) {
+    (error as { parameters: unknown }).parameters = ['[redacted]'];
+  }
+  return error;
+}
+
 /** Wraps anything that is not already a library error as a `ProcoreStorageError`. */
 export function asProcoreError(
   error: unknown,
@@ -28,6 +40,6 @@ export function asProcoreError(
   return new ProcoreStorageError(
     ownerId,
     `The Procore token store failed while ${doing}${ownerId === undefined ? '' : ` (owner "${ownerId}")`}: ${storageErrorCode(error)}. Check the database connection; nothing was sent to Procore twice.`,
-    { cause: error },
+    { cause: redactDriverError(error) },
   );
 }

@@ -1,6 +1,7 @@
 import { assertStorageReady } from './data-source.resolver.js';
 import type { DataSource, EntityManager } from 'typeorm';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
+import { redactDriverError } from './storage-errors.js';
 import { ProcoreTokenEntity } from './procore-token.entity.js';
 import { redactTokenRecord } from './redact.js';
 import {
@@ -61,11 +62,26 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     return entity ? toRecord(entity) : null;
   }
 
-  async upsert(ownerId: string, values: ProcoreTokenInsert): Promise<ProcoreTokenUpsert> {
+  async upsert(
+    ownerId: string,
+    values: ProcoreTokenInsert,
+    lockTimeoutMs: number,
+  ): Promise<ProcoreTokenUpsert> {
+    return this.lockTimeoutAs(ownerId, lockTimeoutMs, () =>
+      this.upsertLocked(ownerId, values, lockTimeoutMs),
+    );
+  }
+
+  private upsertLocked(
+    ownerId: string,
+    values: ProcoreTokenInsert,
+    lockTimeoutMs: number,
+  ): Promise<ProcoreTokenUpsert> {
     // The row as it was (locked, so a concurrent refresh cannot rotate it between this read and the
     // write), then one INSERT ... ON CONFLICT; the version keeps counting across reconnects (one
     // value per token generation).
     return this.dataSource.transaction(async (manager) => {
+      await manager.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
       const previous = await manager
         .createQueryBuilder(ProcoreTokenEntity, 't')
         .setLock('pessimistic_write')
@@ -112,8 +128,8 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
     lockTimeoutMs: number,
     work: (record: ProcoreTokenRecord | null, writer: LockedTokenWriter) => Promise<T>,
   ): Promise<T> {
-    try {
-      return await this.dataSource.transaction(async (manager) => {
+    return this.lockTimeoutAs(ownerId, lockTimeoutMs, () =>
+      this.dataSource.transaction(async (manager) => {
         // Bound the wait for another caller's refresh instead of queueing forever.
         await manager.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.floor(lockTimeoutMs))}`);
         const entity = await manager
@@ -122,10 +138,23 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
           .where('t.owner_id = :ownerId', { ownerId })
           .getOne();
         return work(entity ? toRecord(entity) : null, this.writer(manager, ownerId));
-      });
+      }),
+    );
+  }
+
+  /** PostgreSQL's `lock_timeout` firing becomes the package's `ProcoreLockTimeoutError`. */
+  private async lockTimeoutAs<T>(
+    ownerId: string,
+    lockTimeoutMs: number,
+    work: () => Promise<T>,
+  ): Promise<T> {
+    try {
+      return await work();
     } catch (error) {
       if ((error as { code?: unknown }).code === LOCK_NOT_AVAILABLE) {
-        throw new ProcoreLockTimeoutError(ownerId, lockTimeoutMs, { cause: error });
+        throw new ProcoreLockTimeoutError(ownerId, lockTimeoutMs, {
+          cause: redactDriverError(error),
+        });
       }
       throw error;
     }

@@ -18,10 +18,12 @@ import { ProcoreInFlightOperations } from '../refresh/in-flight-operations.js';
 import {
   assertConnected,
   errorCodeOf,
+  MAYBE_CONSUMED,
   ProcoreTokenRefresher,
   type IssuedAccessToken,
 } from '../refresh/procore-token.refresher.js';
-import { retryDelayMs, withRetries } from '../oauth/retry-policy.js';
+import { retryDelayMs } from '../oauth/retry-policy.js';
+import { ProcoreShutdownError } from '../errors/procore-shutdown.error.js';
 import { asProcoreError } from '../storage/storage-errors.js';
 import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
@@ -163,10 +165,15 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     const verifier = record.codeVerifier
       ? this.cipher.decrypt(record.codeVerifier, `procore-oauth-state:${record.stateHash}`)
       : undefined;
-    const startedAt = Date.now();
-    const response = await this.client.exchangeCode(params.code, verifier);
-    const connection = await this.storeTokens(record.ownerId, response, startedAt);
-    return { connection, returnTo: record.returnTo };
+    const code = params.code;
+    // Tracked for shutdown: the code is single-use, so an exchange cut off before the tokens are
+    // stored would leave a grant at Procore that nobody holds.
+    return this.inFlight.run('an authorization callback', async () => {
+      const startedAt = Date.now();
+      const response = await this.client.exchangeCode(code, verifier);
+      const connection = await this.storeTokens(record.ownerId, response, startedAt);
+      return { connection, returnTo: record.returnTo };
+    });
   }
 
   /**
@@ -179,7 +186,8 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   ): Promise<ProcoreConnection> {
     const response = parseTokenResponse(tokenResponse, 'importTokens()');
     const issuedAt = response.created_at !== undefined ? response.created_at * 1000 : Date.now();
-    return this.storeTokens(normalizeOwner(ownerId), response, issuedAt);
+    const owner = normalizeOwner(ownerId);
+    return this.inFlight.run('an import', () => this.storeTokens(owner, response, issuedAt));
   }
 
   /**
@@ -236,12 +244,14 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
           this.options.lockTimeoutMs,
           async (record, writer) => {
             if (!record || record.status === 'revoked') return false;
-            const token = this.tryOpen(
-              () => openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record),
-            );
+            const token = this.tokenToRevoke(record);
             // Tokens of another environment are never sent to this environment's hosts.
-            if (token && record.environment === this.options.environment)
+            if (token && record.environment === this.options.environment) {
+              if (!this.inFlight.hasTimeFor(this.options.http.timeoutMs + 1_000)) {
+                throw new ProcoreShutdownError('a revocation');
+              }
               await this.client.revoke(token);
+            }
             await writer.update({
               status: 'revoked',
               accessToken: null,
@@ -349,12 +359,16 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     const sealed = sealTokens(this.cipher, owner, response.access_token, response.refresh_token);
     const expiresAt = new Date(issuedAt + response.expires_in * 1000);
     const { record, replaced } = await this.store
-      .upsert(owner, {
-        ...sealed,
-        environment: this.options.environment,
-        expiresAt,
-        tokenLifetimeSeconds: Math.round(response.expires_in),
-      })
+      .upsert(
+        owner,
+        {
+          ...sealed,
+          environment: this.options.environment,
+          expiresAt,
+          tokenLifetimeSeconds: Math.round(response.expires_in),
+        },
+        this.options.lockTimeoutMs,
+      )
       .catch((error: unknown) => {
         throw asProcoreError(error, owner, 'storing a new connection');
       });
@@ -384,19 +398,42 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     response: ProcoreTokenResponse,
   ): Promise<void> {
     if (replaced.status !== 'active' || replaced.environment !== this.options.environment) return;
-    const token = this.tryOpen(
-      () => openRefreshToken(this.cipher, replaced) ?? openAccessToken(this.cipher, replaced),
-    );
+    const token = this.tokenToRevoke(replaced);
     if (!token || token === response.refresh_token || token === response.access_token) return;
     try {
-      await this.inFlight.run('revoking a replaced grant', () =>
-        withRetries(this.options.http, isTransient, () => this.client.revoke(token)),
-      );
+      await this.inFlight.run('revoking a replaced grant', async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            return await this.client.revoke(token);
+          } catch (error) {
+            const delay =
+              attempt < this.options.http.retries && isTransient(error)
+                ? retryDelayMs(this.options.http, attempt, error)
+                : undefined;
+            if (delay === undefined) throw error;
+            await this.inFlight.pause(delay, 'a revocation retry');
+          }
+        }
+      });
     } catch (error) {
       this.logger.warn(
         `Could not revoke the replaced Procore grant of owner "${replaced.ownerId}" (${errorCodeOf(error)}): it stays valid at Procore until the user removes the app.`,
       );
     }
+  }
+
+  /**
+   * The token that revokes a connection's grant at Procore: its refresh token, unless that may be
+   * consumed already (a refresh answer was lost, so Procore holds a newer one we never saw): then
+   * the access token, which names the same grant.
+   */
+  private tokenToRevoke(record: ProcoreTokenRecord): string | undefined {
+    const refreshMayBeConsumed = MAYBE_CONSUMED.has(record.lastErrorCode);
+    return this.tryOpen(() =>
+      refreshMayBeConsumed
+        ? (openAccessToken(this.cipher, record) ?? openRefreshToken(this.cipher, record))
+        : (openRefreshToken(this.cipher, record) ?? openAccessToken(this.cipher, record)),
+    );
   }
 
   /** A token that cannot be decrypted any more cannot be revoked at Procore; the row is still closed. */
