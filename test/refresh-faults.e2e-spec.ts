@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -15,22 +15,16 @@ import {
   ProcoreTokenPersistError,
   ProcoreTokenRefreshError,
   TokenRefreshScheduler,
-  type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
-import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
-import { openRefreshToken } from '../lib/crypto/connection-secrets.js';
+import { until, useFaultHarness } from './support/fault-harness.js';
 import {
-  RecordingLogger,
   connectOwner,
-  createProcoreTestApp,
   expireStoredToken,
   fakeProcoreOptions,
-  migrate,
   rawRow,
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { TcpProxy } from './support/tcp-proxy.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /**
  * The faults a deployment meets, on real PostgreSQL: sessions killed mid-refresh, transaction and
@@ -39,78 +33,16 @@ import { createTestDatabase, type TestDatabase } from './support/test-database.j
  * line, and what the fake saw (no refresh token sent twice unless the protocol says so).
  */
 describe('refresh under database and process faults (real PostgreSQL, fake Procore)', () => {
-  let database: TestDatabase;
-  let admin: pg.Client;
-  let fake: FakeProcoreServer;
-  let logger: RecordingLogger;
-  const apps: ProcoreTestApp[] = [];
-  let owner = 0;
-  const nextOwner = (label: string) => `${label}-${++owner}`;
-
-  beforeAll(async () => {
-    database = await createTestDatabase('faults');
-    await migrate(database.url);
-    admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-  });
-
-  beforeEach(async () => {
-    // Each test starts from an empty table: a scheduler tick must only see its own connections.
-    await admin.query('TRUNCATE procore_oauth_tokens, procore_oauth_states');
-    fake = await FakeProcoreServer.start();
-    logger = new RecordingLogger();
-  });
-
-  afterEach(async () => {
-    for (const app of apps.splice(0)) await app.close().catch(() => undefined);
-    await fake.close();
-  });
-
-  afterAll(async () => {
-    await admin.end();
-    await database.drop();
-  });
-
-  async function start(
-    overrides: Partial<ProcoreAuthModuleOptions> = {},
-    databaseUrl = database.url,
-  ): Promise<ProcoreTestApp> {
-    const app = await createProcoreTestApp({
-      databaseUrl,
-      options: fakeProcoreOptions(fake, { cache: { maxEntries: 0 }, ...overrides }),
-      logger,
-    });
-    apps.push(app);
-    return app;
-  }
-
-  /** A connected owner whose stored access token has expired. */
-  async function staleOwner(app: ProcoreTestApp, label: string): Promise<string> {
-    const ownerId = nextOwner(label);
-    await connectOwner(app.service, ownerId);
-    await expireStoredToken(app.dataSource, fake, ownerId);
-    fake.resetCounters();
-    return ownerId;
-  }
-
-  async function storedRefreshToken(app: ProcoreTestApp, ownerId: string): Promise<string> {
-    const record = await app.service['store'].find(ownerId);
-    return openRefreshToken(app.service['cipher'], record!) as string;
-  }
-
-  /** Backends of this database (other than the test's own) that sit in an open transaction. */
-  async function idleInTransaction(): Promise<number[]> {
-    const { rows } = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid()
-          AND state = 'idle in transaction'`,
-    );
-    return rows.map((row) => row.pid);
-  }
-
-  async function terminate(pids: number[]): Promise<void> {
-    for (const pid of pids) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
-  }
+  const h = useFaultHarness('faults');
+  const {
+    nextOwner,
+    start,
+    staleOwner,
+    storedRefreshToken,
+    idleInTransaction,
+    waitingOnLock,
+    terminate,
+  } = h;
 
   function eventsOf(app: ProcoreTestApp, ownerId: string) {
     return app.events.filter((event) => event.ownerId === ownerId);
@@ -121,7 +53,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       const app = await start();
       const ownerId = await staleOwner(app, 'terminated');
       const before = await rawRow(app.dataSource, ownerId);
-      const hold = fake.hold({ grantType: 'refresh_token' });
+      const hold = h.fake.hold({ grantType: 'refresh_token' });
 
       const pending = app.service.getAccessToken(ownerId);
       await hold.arrived;
@@ -131,44 +63,45 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       hold.release();
       const token = await pending;
 
-      expect(fake.isAccessTokenValid(token)).toBe(true);
-      expect(fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
-      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(h.fake.isAccessTokenValid(token)).toBe(true);
+      expect(h.fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
       const after = await rawRow(app.dataSource, ownerId);
       expect(after).toMatchObject({ status: 'active', last_error_code: null });
       expect(after.version).toBe((before.version as number) + 1);
       expect(eventsOf(app, ownerId).map((event) => event.type)).toContain(
         ProcoreAuthEventType.TokenRefreshed,
       );
-      expect(logger.lines.join('\n')).toMatch(
+      expect(h.logger.lines.join('\n')).toMatch(
         /Stored the rotated Procore token of owner "terminated-\d+" on a second try/,
       );
     });
 
     it('stores the rotated token when idle_in_transaction_session_timeout ends the transaction during the call', async () => {
-      await admin.query(
-        `ALTER DATABASE ${admin.escapeIdentifier(database.name)} SET idle_in_transaction_session_timeout = '150ms'`,
+      await h.admin.query(
+        `ALTER DATABASE ${h.admin.escapeIdentifier(h.database.name)} SET idle_in_transaction_session_timeout = '150ms'`,
       );
       try {
         const app = await start();
         const ownerId = await staleOwner(app, 'idle-timeout');
-        const hold = fake.hold({ grantType: 'refresh_token' });
+        const hold = h.fake.hold({ grantType: 'refresh_token' });
 
         const pending = app.service.getAccessToken(ownerId);
         await hold.arrived;
         // The server ends the session by itself: wait until it has.
-        while ((await idleInTransaction()).length > 0) {
-          await new Promise((resolve) => setImmediate(resolve));
-        }
+        await until(
+          async () => (await idleInTransaction()).length === 0,
+          'idle_in_transaction_session_timeout',
+        );
         hold.release();
         const token = await pending;
 
-        expect(fake.isAccessTokenValid(token)).toBe(true);
-        expect(fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
-        expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+        expect(h.fake.isAccessTokenValid(token)).toBe(true);
+        expect(h.fake.isRefreshTokenActive(await storedRefreshToken(app, ownerId))).toBe(true);
+        expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
       } finally {
-        await admin.query(
-          `ALTER DATABASE ${admin.escapeIdentifier(database.name)} RESET idle_in_transaction_session_timeout`,
+        await h.admin.query(
+          `ALTER DATABASE ${h.admin.escapeIdentifier(h.database.name)} RESET idle_in_transaction_session_timeout`,
         );
       }
     });
@@ -178,7 +111,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       const ownerId = await staleOwner(app, 'unstorable');
       const before = await rawRow(app.dataSource, ownerId);
       // Every write of new tokens fails (as a statement timeout or a full disk would); other writes pass.
-      await admin.query(`
+      await h.admin.query(`
         CREATE OR REPLACE FUNCTION fail_token_writes() RETURNS trigger AS $$
         BEGIN
           IF NEW.version <> OLD.version THEN RAISE EXCEPTION 'simulated storage failure' USING ERRCODE = '57014'; END IF;
@@ -190,7 +123,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       try {
         error = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
       } finally {
-        await admin.query(
+        await h.admin.query(
           'DROP TRIGGER fail_token_writes ON procore_oauth_tokens; DROP FUNCTION fail_token_writes();',
         );
       }
@@ -198,7 +131,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       expect(error).toBeInstanceOf(ProcoreTokenPersistError);
       expect(error).toBeInstanceOf(ProcoreStorageError);
       expect((error as ProcoreTokenPersistError).code).toBe('refresh_persist_failed');
-      expect(fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 1 });
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 1 });
       const marked = await rawRow(app.dataSource, ownerId);
       expect(marked).toMatchObject({
         status: 'active',
@@ -212,7 +145,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
           errorCode: 'refresh_persist_failed',
         }),
       );
-      expect(logger.lines.filter((line) => line.startsWith('error'))).toContainEqual(
+      expect(h.logger.lines.filter((line) => line.startsWith('error'))).toContainEqual(
         expect.stringMatching(
           /rotated the refresh token of owner "unstorable-\d+" but it could not be stored \(57014\)/,
         ),
@@ -226,7 +159,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         status: 'reauthorization_required',
         last_error_code: 'refresh_response_lost',
       });
-      expect(fake.counters.rejectedRefreshTokens).toBe(1);
+      expect(h.fake.counters.rejectedRefreshTokens).toBe(1);
     });
   });
 
@@ -235,7 +168,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       const app = await start();
       const ownerId = await staleOwner(app, 'terminated-waiting');
       const before = await rawRow(app.dataSource, ownerId);
-      const blocker = new pg.Client({ connectionString: database.url });
+      const blocker = new pg.Client({ connectionString: h.database.url });
       await blocker.connect();
       await blocker.query('BEGIN');
       await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
@@ -244,12 +177,10 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
 
       const pending = app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
       let waiting: number[] = [];
-      while (waiting.length === 0) {
-        const { rows } = await admin.query<{ pid: number }>(
-          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-        );
-        waiting = rows.map((row) => row.pid);
-      }
+      await until(
+        async () => (waiting = await waitingOnLock()).length > 0,
+        'the refresh on the lock',
+      );
       await terminate(waiting);
       const error = await pending;
       await blocker.query('ROLLBACK');
@@ -257,7 +188,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
 
       expect(error).toBeInstanceOf(ProcoreStorageError);
       expect((error as Error).message).toContain('57P01');
-      expect(fake.counters.refreshToken).toBe(0);
+      expect(h.fake.counters.refreshToken).toBe(0);
       expect(await rawRow(app.dataSource, ownerId)).toEqual(before);
       expect(eventsOf(app, ownerId)).toContainEqual(
         expect.objectContaining({
@@ -266,8 +197,8 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         }),
       );
       // The next call refreshes normally.
-      expect(fake.isAccessTokenValid(await app.service.getAccessToken(ownerId))).toBe(true);
-      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(h.fake.isAccessTokenValid(await app.service.getAccessToken(ownerId))).toBe(true);
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
     });
 
     it('lock timeout: ProcoreLockTimeoutError and a refresh-failed event, nothing sent', async () => {
@@ -276,7 +207,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         http: { timeoutMs: 500, retryBaseDelayMs: 5 },
       });
       const ownerId = await staleOwner(app, 'lock-timeout');
-      const blocker = new pg.Client({ connectionString: database.url });
+      const blocker = new pg.Client({ connectionString: h.database.url });
       await blocker.connect();
       await blocker.query('BEGIN');
       await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
@@ -287,7 +218,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       await blocker.end();
 
       expect(error).toBeInstanceOf(ProcoreLockTimeoutError);
-      expect(fake.counters.refreshToken).toBe(0);
+      expect(h.fake.counters.refreshToken).toBe(0);
       expect(eventsOf(app, ownerId)).toContainEqual(
         expect.objectContaining({
           type: ProcoreAuthEventType.RefreshFailed,
@@ -298,7 +229,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
   });
 
   it('statement_timeout firing on the write after the rotation: typed error and the row marked, never a Procore verdict', async () => {
-    await admin.query(`
+    await h.admin.query(`
       CREATE OR REPLACE FUNCTION slow_token_writes() RETURNS trigger AS $$
       BEGIN
         IF NEW.version <> OLD.version THEN PERFORM pg_sleep(2); END IF;
@@ -306,8 +237,8 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       END $$ LANGUAGE plpgsql;
       CREATE TRIGGER slow_token_writes BEFORE UPDATE ON procore_oauth_tokens
         FOR EACH ROW EXECUTE FUNCTION slow_token_writes();`);
-    const setting = `ALTER DATABASE ${admin.escapeIdentifier(database.name)}`;
-    await admin.query(`${setting} SET statement_timeout = '200ms'`);
+    const setting = `ALTER DATABASE ${h.admin.escapeIdentifier(h.database.name)}`;
+    await h.admin.query(`${setting} SET statement_timeout = '200ms'`);
     try {
       const app = await start();
       const ownerId = await staleOwner(app, 'statement-timeout');
@@ -318,10 +249,10 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         status: 'active',
         last_error_code: 'refresh_persist_failed',
       });
-      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
     } finally {
-      await admin.query(`${setting} RESET statement_timeout`);
-      await admin.query(
+      await h.admin.query(`${setting} RESET statement_timeout`);
+      await h.admin.query(
         'DROP TRIGGER slow_token_writes ON procore_oauth_tokens; DROP FUNCTION slow_token_writes();',
       );
     }
@@ -330,15 +261,19 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
   it('holds no row lock while waiting out a Retry-After between attempts', async () => {
     const app = await start({ http: { retryBaseDelayMs: 5, maxRetryAfterMs: 5_000 } });
     const ownerId = await staleOwner(app, 'retry-after');
-    fake.injectFault({ kind: 'rate-limit', retryAfterSeconds: 1 }, { grantType: 'refresh_token' });
+    h.fake.injectFault(
+      { kind: 'rate-limit', retryAfterSeconds: 1 },
+      { grantType: 'refresh_token' },
+    );
 
     const pending = app.service.getAccessToken(ownerId);
     // Wait until the first attempt's failure is committed...
-    while (Number((await rawRow(app.dataSource, ownerId)).failure_count) === 0) {
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await until(
+      async () => Number((await rawRow(app.dataSource, ownerId)).failure_count) > 0,
+      'the first attempt recorded',
+    );
     // ...then the row can be locked by anyone at once: the pause holds no lock or transaction.
-    const probe = new pg.Client({ connectionString: database.url });
+    const probe = new pg.Client({ connectionString: h.database.url });
     await probe.connect();
     await probe.query('BEGIN');
     const locked = await probe.query(
@@ -350,21 +285,21 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
     expect(locked.rowCount).toBe(1);
     expect(await idleInTransaction()).toEqual([]);
 
-    expect(fake.isAccessTokenValid(await pending)).toBe(true);
-    expect(fake.counters).toMatchObject({ refreshToken: 2, rejectedRefreshTokens: 0 });
+    expect(h.fake.isAccessTokenValid(await pending)).toBe(true);
+    expect(h.fake.counters).toMatchObject({ refreshToken: 2, rejectedRefreshTokens: 0 });
   });
 
   describe('the database goes away and comes back', () => {
     let proxy: TcpProxy;
     beforeEach(async () => {
-      proxy = await TcpProxy.start(database.url);
+      proxy = await TcpProxy.start(h.database.url);
     });
     afterEach(async () => {
       await proxy.close();
     });
 
     it('serves cached tokens, answers typed errors, logs the scheduler failure once, and recovers without a restart', async () => {
-      const app = await start({ cache: { maxEntries: 100 } }, proxy.url(database.url));
+      const app = await start({ cache: { maxEntries: 100 } }, proxy.url(h.database.url));
       const cachedOwner = nextOwner('cached');
       await connectOwner(app.service, cachedOwner);
       const cachedToken = await app.service.getAccessToken(cachedOwner);
@@ -382,15 +317,15 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       await scheduler.runTick();
       await scheduler.runTick();
       await scheduler.runTick();
-      const tickErrors = logger.lines.filter((line) => /refresh tick stopped/.test(line));
+      const tickErrors = h.logger.lines.filter((line) => /refresh tick stopped/.test(line));
       expect(tickErrors.filter((line) => line.startsWith('error'))).toHaveLength(1);
       expect(tickErrors.filter((line) => line.startsWith('debug'))).toHaveLength(2);
 
       proxy.restore();
-      expect(fake.isAccessTokenValid(await app.service.getAccessToken(uncachedOwner))).toBe(true);
+      expect(h.fake.isAccessTokenValid(await app.service.getAccessToken(uncachedOwner))).toBe(true);
       await scheduler.runTick();
-      expect(logger.lines.join('\n')).toContain('the database answers again; ticks resumed');
-      expect(fake.counters.rejectedRefreshTokens).toBe(0);
+      expect(h.logger.lines.join('\n')).toContain('the database answers again; ticks resumed');
+      expect(h.fake.counters.rejectedRefreshTokens).toBe(0);
     });
   });
 
@@ -399,12 +334,12 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       imports: [
         TypeOrmModule.forRoot({
           type: 'postgres',
-          url: database.url,
+          url: h.database.url,
           entities: procoreAuthEntities,
           poolSize: 2,
           extra: { connectionTimeoutMillis: 300 },
         }),
-        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake, { cache: { maxEntries: 100 } })),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(h.fake, { cache: { maxEntries: 100 } })),
       ],
     }).compile();
     const nest = moduleRef.createNestApplication({ logger: false });
@@ -427,17 +362,17 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       expect((error as Error).message).toContain('pool_timeout');
 
       for (const runner of held) await runner.release();
-      expect(fake.isAccessTokenValid(await service.getAccessToken(otherOwner))).toBe(true);
+      expect(h.fake.isAccessTokenValid(await service.getAccessToken(otherOwner))).toBe(true);
     } finally {
       await nest.close();
     }
   });
 
   it('database down at start-up: the app boots once it answers (TypeORM retries), no restart needed', async () => {
-    const proxy = await TcpProxy.start(database.url);
+    const proxy = await TcpProxy.start(h.database.url);
     try {
       proxy.cut();
-      const booting = createProcoreTestAppWithRetries(proxy.url(database.url));
+      const booting = createProcoreTestAppWithRetries(proxy.url(h.database.url));
       await proxy.refused(2);
       proxy.restore();
       const nest = await booting;
@@ -445,7 +380,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         const service = nest.get(ProcoreTokenService);
         const ownerId = nextOwner('late-database');
         await connectOwner(service, ownerId);
-        expect(fake.isAccessTokenValid(await service.getAccessToken(ownerId))).toBe(true);
+        expect(h.fake.isAccessTokenValid(await service.getAccessToken(ownerId))).toBe(true);
       } finally {
         await nest.close();
       }
@@ -464,7 +399,7 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
           retryAttempts: 50,
           retryDelay: 50,
         }),
-        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake)),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(h.fake)),
       ],
     }).compile();
     const nest = moduleRef.createNestApplication({ logger: false });
@@ -477,9 +412,9 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
     const failing = await staleOwner(app, 'scheduler-failing');
     const healthy = nextOwner('scheduler-healthy');
     await connectOwner(app.service, healthy);
-    await expireStoredToken(app.dataSource, fake, healthy);
+    await expireStoredToken(app.dataSource, h.fake, healthy);
     const secret = await storedRefreshToken(app, failing);
-    fake.injectFault({ kind: 'status', status: 502 }, { grantType: 'refresh_token' });
+    h.fake.injectFault({ kind: 'status', status: 502 }, { grantType: 'refresh_token' });
 
     const summary = await app.app.get(TokenRefreshScheduler).runTick();
 
@@ -488,21 +423,21 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       (event) => event.type === ProcoreAuthEventType.RefreshFailed,
     );
     expect(failedOwner).toMatchObject({ errorCode: 'http_502', trigger: 'scheduler' });
-    const line = logger.lines.find((entry) =>
+    const line = h.logger.lines.find((entry) =>
       entry.includes('Procore token refresh failed for owner'),
     );
     expect(line).toBe(
       `warn Procore token refresh failed for owner "${failedOwner!.ownerId}" (http_502, 1 attempt(s), trigger scheduler). ProcoreAuth`,
     );
-    expect(logger.lines.join('\n')).not.toContain(secret);
+    expect(h.logger.lines.join('\n')).not.toContain(secret);
   });
 
   describe('shutdown in the middle of a refresh', () => {
     it('a request-path refresh started before app.close() is committed before the DataSource closes', async () => {
       const app = await start();
-      apps.splice(apps.indexOf(app), 1);
+      h.forget(app);
       const ownerId = await staleOwner(app, 'shutdown-request');
-      const hold = fake.hold({ grantType: 'refresh_token' });
+      const hold = h.fake.hold({ grantType: 'refresh_token' });
       const pending = app.service.getAccessToken(ownerId);
       await hold.arrived;
 
@@ -511,33 +446,33 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
         closed = true;
       });
       // The close waits for the refresh: a round trip to the database later it has not finished.
-      await admin.query('SELECT 1');
+      await h.admin.query('SELECT 1');
       expect(closed).toBe(false);
       hold.release();
       const token = await pending;
       await closing;
 
-      expect(fake.isAccessTokenValid(token)).toBe(true);
-      const { rows } = await admin.query<{ version: number; last_error_code: string | null }>(
+      expect(h.fake.isAccessTokenValid(token)).toBe(true);
+      const { rows } = await h.admin.query<{ version: number; last_error_code: string | null }>(
         'SELECT version, last_error_code FROM procore_oauth_tokens WHERE owner_id = $1',
         [ownerId],
       );
       expect(rows[0]).toMatchObject({ version: 2, last_error_code: null });
-      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
       expect(app.events).toContainEqual(
         expect.objectContaining({ type: ProcoreAuthEventType.TokenRefreshed, ownerId }),
       );
       // The next instance finds the rotated token and uses it without refreshing.
       const next = await start();
       expect(await next.service.getAccessToken(ownerId)).toBe(token);
-      expect(fake.counters.refreshToken).toBe(1);
+      expect(h.fake.counters.refreshToken).toBe(1);
     });
 
     it('a scheduler refresh in flight at app.close() is committed too', async () => {
       const app = await start({ scheduler: { enabled: false } });
-      apps.splice(apps.indexOf(app), 1);
+      h.forget(app);
       const ownerId = await staleOwner(app, 'shutdown-scheduler');
-      const hold = fake.hold({ grantType: 'refresh_token' });
+      const hold = h.fake.hold({ grantType: 'refresh_token' });
       const tick = app.app.get(TokenRefreshScheduler).runTick();
       await hold.arrived;
       const closing = app.close();
@@ -548,29 +483,30 @@ describe('refresh under database and process faults (real PostgreSQL, fake Proco
       expect(summary).toMatchObject({ claimed: 1, refreshed: 1, failed: 0 });
       const next = await start();
       const token = await next.service.getAccessToken(ownerId);
-      expect(fake.isAccessTokenValid(token)).toBe(true);
-      expect(fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
+      expect(h.fake.isAccessTokenValid(token)).toBe(true);
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, rejectedRefreshTokens: 0 });
     });
 
     it('a retry pause is cut short by shutdown: the caller gets a typed error and nothing is consumed', async () => {
       const app = await start({ http: { retryBaseDelayMs: 5, maxRetryAfterMs: 60_000 } });
-      apps.splice(apps.indexOf(app), 1);
+      h.forget(app);
       const ownerId = await staleOwner(app, 'shutdown-pause');
       const before = await storedRefreshToken(app, ownerId);
-      fake.injectFault(
+      h.fake.injectFault(
         { kind: 'rate-limit', retryAfterSeconds: 50 },
         { grantType: 'refresh_token' },
       );
       const pending = app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
-      while (Number((await rawRow(app.dataSource, ownerId)).failure_count) === 0) {
-        await new Promise((resolve) => setImmediate(resolve));
-      }
+      await until(
+      async () => Number((await rawRow(app.dataSource, ownerId)).failure_count) > 0,
+      'the first attempt recorded',
+    );
       const startedAt = Date.now();
       await app.close();
       expect(Date.now() - startedAt).toBeLessThan(10_000);
       expect(await pending).toBeInstanceOf(ProcoreTokenRefreshError);
-      expect(fake.isRefreshTokenActive(before)).toBe(true);
-      expect(fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 0 });
+      expect(h.fake.isRefreshTokenActive(before)).toBe(true);
+      expect(h.fake.counters).toMatchObject({ refreshToken: 1, successfulRefreshes: 0 });
     });
   });
 });

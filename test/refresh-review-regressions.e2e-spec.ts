@@ -1,119 +1,32 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { inspect } from 'node:util';
 import pg from 'pg';
 import {
   ProcoreLockTimeoutError,
   ProcoreReauthorizationRequiredError,
-  type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
-import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
-import {
-  RecordingLogger,
-  connectOwner,
-  createProcoreTestApp,
-  expireStoredToken,
-  fakeProcoreOptions,
-  migrate,
-  rawRow,
-  type ProcoreTestApp,
-} from './support/procore-test-app.js';
-import { createTestDatabase, type TestDatabase } from './support/test-database.js';
-
-/** Polls a condition (no fixed sleep): resolves once it holds, fails after `timeoutMs`. */
-async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20_000,
-) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setImmediate(resolve));
-  }
-}
+import { until, useFaultHarness } from './support/fault-harness.js';
+import { connectOwner, rawRow } from './support/procore-test-app.js';
 
 /** Reviewer attacks on the issue-8 code (refresher, in-flight tracking, store, service). */
 describe('refresh races found in review (real PostgreSQL, fake Procore)', () => {
-  let database: TestDatabase;
-  let admin: pg.Client;
-  let fake: FakeProcoreServer;
-  let logger: RecordingLogger;
-  const apps: ProcoreTestApp[] = [];
-  let owner = 0;
-  const nextOwner = (label: string) => `${label}-${++owner}`;
-
-  beforeAll(async () => {
-    database = await createTestDatabase('review_attacks');
-    await migrate(database.url);
-    admin = new pg.Client({ connectionString: database.url });
-    await admin.connect();
-  });
-
-  beforeEach(async () => {
-    await admin.query('TRUNCATE procore_oauth_tokens, procore_oauth_states');
-    fake = await FakeProcoreServer.start();
-    logger = new RecordingLogger();
-  });
-
-  afterEach(async () => {
-    for (const app of apps.splice(0)) await app.close().catch(() => undefined);
-    await fake.close();
-  });
-
-  afterAll(async () => {
-    await admin.end();
-    await database.drop();
-  });
-
-  async function start(overrides: Partial<ProcoreAuthModuleOptions> = {}): Promise<ProcoreTestApp> {
-    const app = await createProcoreTestApp({
-      databaseUrl: database.url,
-      options: fakeProcoreOptions(fake, { cache: { maxEntries: 0 }, ...overrides }),
-      logger,
-    });
-    apps.push(app);
-    return app;
-  }
-
-  async function staleOwner(app: ProcoreTestApp, label: string): Promise<string> {
-    const ownerId = nextOwner(label);
-    await connectOwner(app.service, ownerId);
-    await expireStoredToken(app.dataSource, fake, ownerId);
-    fake.resetCounters();
-    return ownerId;
-  }
-
-  async function idleInTransaction(): Promise<number[]> {
-    const { rows } = await admin.query<{ pid: number }>(
-      `SELECT pid FROM pg_stat_activity
-        WHERE datname = current_database() AND pid <> pg_backend_pid()
-          AND state = 'idle in transaction'`,
-    );
-    return rows.map((row) => row.pid);
-  }
-
-  async function waitingOnLock(): Promise<number> {
-    const { rows } = await admin.query<{ n: string }>(
-      `SELECT count(*) AS n FROM pg_stat_activity
-        WHERE datname = current_database() AND wait_event_type = 'Lock'`,
-    );
-    return Number(rows[0].n);
-  }
+  const h = useFaultHarness('review_regressions');
+  const { nextOwner, start, staleOwner, idleInTransaction, waitingOnLock, terminate } = h;
 
   // Regression (review of issue 8): a lost session lock lets a second in-process caller (forced refresh) resend the consumed refresh token, and salvage() then writes the rotated tokens into a row marked reauthorization_required.
-  it('backend of a refresh terminated while Procore answers: refresh() on the same instance resends the token; the row ends up inconsistent', async () => {
+  it('a forced refresh on the same instance while the lock of a rotation in flight is lost waits for it: one call, the row active', async () => {
     const app = await start();
     const ownerId = await staleOwner(app, 'lost-lock');
-    const hold = fake.hold({ grantType: 'refresh_token' });
+    const hold = h.fake.hold({ grantType: 'refresh_token' });
 
     const request = app.service.getAccessToken(ownerId).then(
-      (token) => ({ ok: true as const, valid: fake.isAccessTokenValid(token) }),
+      (token) => ({ ok: true as const, valid: h.fake.isAccessTokenValid(token) }),
       (error: unknown) => ({ ok: false as const, error: (error as Error).name }),
     );
     await hold.arrived; // Procore rotated the token; the answer is in transit
     const locked = await idleInTransaction();
     expect(locked).toHaveLength(1);
-    for (const pid of locked) await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    await terminate(locked);
 
     // A forced refresh on the SAME instance (other single-flight map): the row lock is gone, but
     // it queues behind the refresh in flight instead of sending the consumed token.
@@ -121,8 +34,8 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       () => 'ok',
       (error: unknown) => (error as Error).name,
     );
-    await admin.query('SELECT 1');
-    expect(fake.counters.refreshToken).toBe(1);
+    await h.admin.query('SELECT 1');
+    expect(h.fake.counters.refreshToken).toBe(1);
     hold.release();
     const first = await request;
     const forced = await forcedCall;
@@ -134,8 +47,8 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     );
 
     expect({
-      refreshCalls: fake.counters.refreshToken,
-      rejectedRefreshTokens: fake.counters.rejectedRefreshTokens,
+      refreshCalls: h.fake.counters.refreshToken,
+      rejectedRefreshTokens: h.fake.counters.rejectedRefreshTokens,
       firstCaller: first,
       forcedCaller: forced,
       rowStatus: row.status,
@@ -158,25 +71,25 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       shutdownTimeoutMs: 3_000,
       http: { timeoutMs: 1_000, retries: 2, retryBaseDelayMs: 5, maxRetryAfterMs: 30_000 },
     });
-    apps.splice(apps.indexOf(app), 1);
+    h.forget(app);
     const ownerId = nextOwner('replaced-pause');
     await connectOwner(app.service, ownerId);
-    fake.resetCounters();
-    fake.injectFault(
+    h.fake.resetCounters();
+    h.fake.injectFault(
       { kind: 'status', status: 503, retryAfterSeconds: 4 },
       { path: '/oauth/revoke' },
     );
 
     const reconnect = connectOwner(app.service, ownerId).catch(() => undefined);
-    await until(() => fake.counters.revoke === 1, 'the first revoke call');
-    await admin.query('SELECT 1'); // the 503 has reached the client; it is now sleeping 4 s
+    await until(() => h.fake.counters.revoke === 1, 'the first revoke call');
+    await h.admin.query('SELECT 1'); // the 503 has reached the client; it is now sleeping 4 s
 
     const startedAt = Date.now();
     await app.close();
     const closeMs = Date.now() - startedAt;
     await reconnect;
 
-    expect(logger.lines.join('\n')).not.toContain('still running after shutdownTimeoutMs');
+    expect(h.logger.lines.join('\n')).not.toContain('still running after shutdownTimeoutMs');
     expect(closeMs).toBeLessThan(1_500); // a refresh retry pause is cut at once; this one is not
   });
 
@@ -187,7 +100,7 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       http: { timeoutMs: 500, retryBaseDelayMs: 5 },
     });
     const ownerId = await staleOwner(app, 'stuck-lock');
-    const blocker = new pg.Client({ connectionString: database.url });
+    const blocker = new pg.Client({ connectionString: h.database.url });
     await blocker.connect();
     await blocker.query('BEGIN');
     await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
@@ -196,7 +109,7 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     try {
       let importSettled = false;
       const importing = app.service
-        .importTokens(ownerId, fake.issueTokens())
+        .importTokens(ownerId, h.fake.issueTokens())
         .then(
           () => 'stored',
           (error: unknown) => (error as Error).name,
@@ -204,12 +117,15 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
         .finally(() => {
           importSettled = true;
         });
-      await until(async () => (await waitingOnLock()) === 1, 'the import waiting on the lock');
+      await until(
+        async () => (await waitingOnLock()).length === 1,
+        'the import waiting on the lock',
+      );
       // Started after the import, with the same bound the import should have.
       const refresh = await app.service.getAccessToken(ownerId).catch((error: unknown) => error);
       expect(refresh).toBeInstanceOf(ProcoreLockTimeoutError);
-      await admin.query('SELECT 1');
-      const stillWaiting = !importSettled && (await waitingOnLock()) === 1;
+      await h.admin.query('SELECT 1');
+      const stillWaiting = !importSettled && (await waitingOnLock()).length === 1;
       await blocker.query('ROLLBACK');
       await importing;
       expect(stillWaiting).toBe(false);
@@ -221,11 +137,11 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
   // Regression (review of issue 8): handleCallback()/importTokens() are not tracked by ProcoreInFlightOperations: a code exchanged at shutdown is lost (code consumed, grant orphaned at Procore, user sees an error).
   it('an OAuth callback exchanging its code when app.close() starts is stored before the DataSource closes', async () => {
     const app = await start();
-    apps.splice(apps.indexOf(app), 1);
+    h.forget(app);
     const ownerId = nextOwner('callback-shutdown');
     const { url } = await app.service.getAuthorizationUrl(ownerId);
     const location = new URL((await fetch(url, { redirect: 'manual' })).headers.get('location')!);
-    const hold = fake.hold({ grantType: 'authorization_code' });
+    const hold = h.fake.hold({ grantType: 'authorization_code' });
     const callback = app.service
       .handleCallback({
         code: location.searchParams.get('code'),
@@ -241,13 +157,13 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     const closing = app.close().then(() => {
       closed = true;
     });
-    await admin.query('SELECT 1');
-    await admin.query('SELECT 1');
+    await h.admin.query('SELECT 1');
+    await h.admin.query('SELECT 1');
     const closedBeforeAnswer = closed;
     hold.release();
     const outcome = await callback;
     await closing;
-    const { rows } = await admin.query(
+    const { rows } = await h.admin.query(
       'SELECT status FROM procore_oauth_tokens WHERE owner_id = $1',
       [ownerId],
     );
@@ -266,9 +182,9 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       shutdownTimeoutMs: 3_000,
       http: { timeoutMs: 2_000, retryBaseDelayMs: 5 },
     });
-    apps.splice(apps.indexOf(app), 1);
+    h.forget(app);
     const ownerId = await staleOwner(app, 'queued-at-shutdown');
-    const blocker = new pg.Client({ connectionString: database.url });
+    const blocker = new pg.Client({ connectionString: h.database.url });
     await blocker.connect();
     await blocker.query('BEGIN');
     await blocker.query('SELECT 1 FROM procore_oauth_tokens WHERE owner_id = $1 FOR UPDATE', [
@@ -278,10 +194,13 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       () => 'ok',
       (error: unknown) => (error as Error).name,
     );
-    await until(async () => (await waitingOnLock()) === 1, 'the refresh waiting on the lock');
+    await until(
+      async () => (await waitingOnLock()).length === 1,
+      'the refresh waiting on the lock',
+    );
     // Another holder (e.g. another instance's refresh) keeps the lock 2 s (the database waits, not
     // the test); Procore then answers in 1.5 s, well within http.timeoutMs.
-    fake.tokenLatencyMs = 1_500;
+    h.fake.tokenLatencyMs = 1_500;
     const blocking = blocker
       .query('SELECT pg_sleep(2)')
       .then(() => blocker.query('ROLLBACK'))
@@ -289,16 +208,16 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     await app.close();
     await blocking;
     const first = await pending;
-    fake.tokenLatencyMs = 0;
+    h.fake.tokenLatencyMs = 0;
 
     const next = await start();
     const outcome = await next.service.getAccessToken(ownerId).then(
-      (token) => (fake.isAccessTokenValid(token) ? 'valid' : 'invalid'),
+      (token) => (h.fake.isAccessTokenValid(token) ? 'valid' : 'invalid'),
       (error: unknown) => (error as Error).name,
     );
     expect({
       first,
-      successfulRefreshes: fake.counters.successfulRefreshes,
+      successfulRefreshes: h.fake.counters.successfulRefreshes,
       next: outcome,
     }).toEqual({
       // The lock came too late to finish a call before the drain gives up: nothing was sent.
@@ -307,14 +226,14 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
       successfulRefreshes: 1,
       next: 'valid',
     });
-    expect(fake.counters.rejectedRefreshTokens).toBe(0);
+    expect(h.fake.counters.rejectedRefreshTokens).toBe(0);
   });
 
   // Regression (review of issue 8): storage errors keep the TypeORM QueryFailedError as `cause`, whose `parameters` print the token ciphertext that records and entities deliberately redact.
   it('a ProcoreTokenPersistError does not print token ciphertext when inspected', async () => {
     const app = await start();
     const ownerId = await staleOwner(app, 'cause-ciphertext');
-    await admin.query(`
+    await h.admin.query(`
       CREATE OR REPLACE FUNCTION review_fail_writes() RETURNS trigger AS $$
       BEGIN
         IF NEW.version <> OLD.version THEN RAISE EXCEPTION 'simulated' USING ERRCODE = '57014'; END IF;
@@ -326,7 +245,7 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     try {
       error = await app.service.getAccessToken(ownerId).catch((caught: unknown) => caught);
     } finally {
-      await admin.query(
+      await h.admin.query(
         'DROP TRIGGER review_fail_writes ON procore_oauth_tokens; DROP FUNCTION review_fail_writes();',
       );
     }
@@ -341,7 +260,7 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     const app = await start({ http: { retries: 0, retryBaseDelayMs: 5 } });
     const ownerId = await staleOwner(app, 'revoke-after-lost');
     let rotated: string | undefined;
-    fake.injectFault(
+    h.fake.injectFault(
       {
         kind: 'tamper',
         mutate: (body) => {
@@ -358,6 +277,6 @@ describe('refresh races found in review (real PostgreSQL, fake Procore)', () => 
     await app.service.revoke(ownerId);
 
     expect((await rawRow(app.dataSource, ownerId)).status).toBe('revoked');
-    expect(fake.isRefreshTokenActive(rotated!)).toBe(false);
+    expect(h.fake.isRefreshTokenActive(rotated!)).toBe(false);
   });
 });
