@@ -123,6 +123,8 @@ describe('ProcoreAuthModule registration (real PostgreSQL, fake Procore)', () =>
       PROCORE_API_BASE_URL: fake.url,
       PROCORE_TOKEN_ENCRYPTION_KEY: generateKey('env-key'),
       PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS: `${generateKey('old-1')},${generateKey('old-2')}`,
+      // Empty reads as unset: no named service accounts (service-accounts.e2e-spec.ts sets them).
+      PROCORE_SERVICE_ACCOUNTS: '',
     };
   }
 

@@ -18,7 +18,7 @@ import {
 } from 'class-validator';
 import { isIP } from 'node:net';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
-import { PROCORE_ENV_VARIABLES } from './procore-env.js';
+import { PROCORE_ENV_VARIABLES, procoreServiceAccountEnv } from './procore-env.js';
 
 const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 /** `base64` or `keyId:base64`; the length (32 bytes) is checked when the keyring is built. */
@@ -31,6 +31,16 @@ class HttpOptionsSchema {
   @IsOptional() @IsInt() @Min(0) retryBaseDelayMs?: number;
   @IsOptional() @IsInt() @Min(0) maxRetryAfterMs?: number;
   @IsOptional() @IsInt() @Min(1024) maxResponseBytes?: number;
+}
+
+class ApiOptionsSchema {
+  @IsOptional() @IsInt() @Min(1) timeoutMs?: number;
+  @IsOptional() @IsInt() @Min(0) @Max(10) retries?: number;
+  @IsOptional() @IsInt() @Min(0) retryBaseDelayMs?: number;
+  @IsOptional() @IsInt() @Min(0) maxRateLimitWaitMs?: number;
+  @IsOptional() @IsInt() @Min(0) companyDisconnectBackoffSeconds?: number;
+  @IsOptional() @IsInt() @Min(1024) maxResponseBytes?: number;
+  @IsOptional() @IsInt() @Min(1) @Max(1024) connections?: number;
 }
 
 class SchedulerOptionsSchema {
@@ -69,6 +79,7 @@ export class ProcoreAuthOptionsSchema {
   @IsOptional() @IsInt() @Min(0) shutdownTimeoutMs?: number;
   @IsOptional() @IsInt() @Min(0) touchIntervalSeconds?: number;
   @IsOptional() @ValidateNested() @Type(() => HttpOptionsSchema) http?: HttpOptionsSchema;
+  @IsOptional() @ValidateNested() @Type(() => ApiOptionsSchema) api?: ApiOptionsSchema;
   @IsOptional()
   @ValidateNested()
   @Type(() => SchedulerOptionsSchema)
@@ -117,6 +128,47 @@ function httpsProblems(options: Record<string, unknown>): string[] {
   return problems;
 }
 
+/** Service-account names: they become env variable names and appear in messages. */
+const SERVICE_ACCOUNT_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** `serviceAccounts` is a record with free keys, so it is checked by hand; values are never echoed. */
+function serviceAccountProblems(serviceAccounts: unknown): string[] {
+  if (serviceAccounts === undefined) return [];
+  if (
+    serviceAccounts === null ||
+    typeof serviceAccounts !== 'object' ||
+    Array.isArray(serviceAccounts)
+  ) {
+    return [
+      `serviceAccounts is invalid (must be an object of { clientId, clientSecret } by name): set ${PROCORE_ENV_VARIABLES.serviceAccounts} or pass serviceAccounts to ProcoreAuthModule.forRoot()`,
+    ];
+  }
+  return Object.entries(serviceAccounts).flatMap(([name, account]) => {
+    if (!SERVICE_ACCOUNT_NAME.test(name)) {
+      return [
+        `serviceAccounts has an invalid name ${JSON.stringify(name.slice(0, 64))} (letters, digits, "_" and "-", at most 64): fix ${PROCORE_ENV_VARIABLES.serviceAccounts} or the keys of serviceAccounts`,
+      ];
+    }
+    const env = procoreServiceAccountEnv(name);
+    if (account === null || typeof account !== 'object') {
+      return [
+        `serviceAccounts.${name} is invalid (must be { clientId, clientSecret }): set ${env.clientId} and ${env.clientSecret} or pass serviceAccounts.${name} to ProcoreAuthModule.forRoot()`,
+      ];
+    }
+    const fields = account as Partial<Record<'clientId' | 'clientSecret', unknown>>;
+    return (['clientId', 'clientSecret'] as const).flatMap((field) => {
+      const value = fields[field];
+      if (typeof value === 'string' && value !== '') return [];
+      const path = `serviceAccounts.${name}.${field}`;
+      const what =
+        value === undefined || value === null || value === ''
+          ? `${path} is missing`
+          : `${path} is invalid (must be a non-empty string)`;
+      return [`${what}: set ${env[field]} or pass ${path} to ProcoreAuthModule.forRoot()`];
+    });
+  });
+}
+
 /**
  * Validates raw options with class-validator and throws one `ProcoreConfigurationError` listing
  * every problem. Values are never echoed (they may be secrets): messages name the option and its
@@ -128,11 +180,13 @@ export function validateProcoreAuthOptions(raw: unknown): void {
       'ProcoreAuthModule options are missing: pass an object to forRoot() or return one from the forRootAsync() factory.',
     );
   }
-  // Functions and the DataSource are checked by hand: class-transformer would try to rebuild them.
-  const { ownerResolver, dataSource, ...plain } = raw as Record<string, unknown>;
+  // Functions and the DataSource are checked by hand: class-transformer would try to rebuild them
+  // (and serviceAccounts, whose keys are names).
+  const { ownerResolver, dataSource, serviceAccounts, ...plain } = raw as Record<string, unknown>;
   const schema = plainToInstance(ProcoreAuthOptionsSchema, plain);
   const problems = flatten(validateSync(schema, { validationError: { target: false } }));
   problems.push(...httpsProblems(plain));
+  problems.push(...serviceAccountProblems(serviceAccounts));
   if (ownerResolver !== undefined && typeof ownerResolver !== 'function') {
     problems.push('ownerResolver is invalid (must be a function of the request)');
   }

@@ -11,7 +11,19 @@ export const PROCORE_ENV_VARIABLES = {
   apiBaseUrl: 'PROCORE_API_BASE_URL',
   encryptionKey: 'PROCORE_TOKEN_ENCRYPTION_KEY',
   previousEncryptionKeys: 'PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS',
+  /** Comma-separated service-account names; each reads the two variables of `procoreServiceAccountEnv()`. */
+  serviceAccounts: 'PROCORE_SERVICE_ACCOUNTS',
 } as const;
+
+/**
+ * The env variables of one named service account: `PROCORE_SERVICE_ACCOUNT_<NAME>_CLIENT_ID` and
+ * `_CLIENT_SECRET`, where `<NAME>` is the name upper-cased with `-` turned into `_`
+ * (`reports-eu` → `PROCORE_SERVICE_ACCOUNT_REPORTS_EU_CLIENT_ID`).
+ */
+export function procoreServiceAccountEnv(name: string): { clientId: string; clientSecret: string } {
+  const prefix = `PROCORE_SERVICE_ACCOUNT_${name.toUpperCase().replace(/-/g, '_')}`;
+  return { clientId: `${prefix}_CLIENT_ID`, clientSecret: `${prefix}_CLIENT_SECRET` };
+}
 
 /** Preset login / REST API hosts per Procore environment. */
 export const PROCORE_ENVIRONMENT_HOSTS = {

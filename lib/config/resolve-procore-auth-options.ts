@@ -3,6 +3,7 @@ import type {
   ProcoreAuthModuleOptions,
   ProcoreEnvironment,
   ProcoreOwnerResolver,
+  ProcoreServiceAccountCredentials,
 } from '../interfaces/procore-auth-options.interface.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { validateProcoreAuthOptions } from './procore-auth-options.validation.js';
@@ -34,6 +35,15 @@ export interface ResolvedProcoreAuthOptions {
     maxRetryAfterMs: number;
     maxResponseBytes: number;
   };
+  api: {
+    timeoutMs: number;
+    retries: number;
+    retryBaseDelayMs: number;
+    maxRateLimitWaitMs: number;
+    companyDisconnectBackoffSeconds: number;
+    maxResponseBytes: number;
+    connections: number;
+  };
   scheduler: {
     enabled: boolean;
     intervalMs: number;
@@ -45,6 +55,8 @@ export interface ResolvedProcoreAuthOptions {
   };
   cache: { maxEntries: number; ttlSeconds: number };
   dataSource: DataSource | string | undefined;
+  /** Named service accounts (validated names); `{}` when none. */
+  serviceAccounts: Record<string, ProcoreServiceAccountCredentials>;
 }
 
 /** The default owner of a request: `req.user.id`. */
@@ -53,6 +65,18 @@ export const defaultOwnerResolver: ProcoreOwnerResolver = (request) => {
   const id = user?.id;
   return typeof id === 'string' || typeof id === 'number' ? id : undefined;
 };
+
+/** A copy holding only the credentials, so later changes to the caller's object are not seen. */
+function copyServiceAccounts(
+  accounts: Record<string, ProcoreServiceAccountCredentials> = {},
+): Record<string, ProcoreServiceAccountCredentials> {
+  return Object.fromEntries(
+    Object.entries(accounts).map(([name, { clientId, clientSecret }]) => [
+      name,
+      { clientId, clientSecret },
+    ]),
+  );
+}
 
 function withoutTrailingSlash(url: string): string {
   return url.replace(/\/+$/, '');
@@ -93,6 +117,15 @@ export function resolveProcoreAuthOptions(
       maxRetryAfterMs: raw.http?.maxRetryAfterMs ?? 30_000,
       maxResponseBytes: raw.http?.maxResponseBytes ?? 65_536,
     },
+    api: {
+      timeoutMs: raw.api?.timeoutMs ?? 30_000,
+      retries: raw.api?.retries ?? 2,
+      retryBaseDelayMs: raw.api?.retryBaseDelayMs ?? 250,
+      maxRateLimitWaitMs: raw.api?.maxRateLimitWaitMs ?? 60_000,
+      companyDisconnectBackoffSeconds: raw.api?.companyDisconnectBackoffSeconds ?? 300,
+      maxResponseBytes: raw.api?.maxResponseBytes ?? 32 * 1024 * 1024,
+      connections: raw.api?.connections ?? 64,
+    },
     scheduler: {
       enabled: raw.scheduler?.enabled ?? true,
       intervalMs: raw.scheduler?.intervalMs ?? 60_000,
@@ -106,6 +139,7 @@ export function resolveProcoreAuthOptions(
       ttlSeconds: raw.cache?.ttlSeconds ?? 60,
     },
     dataSource: raw.dataSource,
+    serviceAccounts: copyServiceAccounts(raw.serviceAccounts),
   });
 }
 

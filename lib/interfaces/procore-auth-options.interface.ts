@@ -25,6 +25,33 @@ export interface ProcoreHttpOptions {
   maxResponseBytes?: number;
 }
 
+/** Calls to Procore's REST API through `ProcoreClient` / `@ProcoreApi()`. */
+export interface ProcoreApiOptions {
+  /** Abort one API call after this many milliseconds (per attempt). Default `30000`. */
+  timeoutMs?: number;
+  /**
+   * Retries of idempotent calls (GET, HEAD, PUT, DELETE, or any call marked `idempotent`) after a
+   * 5xx, a timeout or a reset, with exponential backoff and jitter. Default `2`.
+   */
+  retries?: number;
+  /** First backoff delay in milliseconds (doubles per retry, plus jitter). Default `250`. */
+  retryBaseDelayMs?: number;
+  /**
+   * Longest a call waits for Procore's rate limit to reset (`X-Rate-Limit-Reset`, `Retry-After`)
+   * before failing with `ProcoreRateLimitedError`. Default `60000`.
+   */
+  maxRateLimitWaitMs?: number;
+  /**
+   * After Procore answered 403 "App is not connected to this company", calls of that owner (or
+   * service account) for that company fail fast for this many seconds. Default `300`.
+   */
+  companyDisconnectBackoffSeconds?: number;
+  /** Largest API answer accepted, in bytes (a page of 10,000 items is large). Default `33554432` (32 MiB). */
+  maxResponseBytes?: number;
+  /** Keep-alive connections to the API host per instance. Default `64`. */
+  connections?: number;
+}
+
 /** The scheduled refresh job. */
 export interface ProcoreSchedulerOptions {
   /** Run the job. Default `true`. */
@@ -74,6 +101,14 @@ export interface ProcoreRoutesOptions {
   authorizePath?: string;
 }
 
+/** The client credentials of one Procore service account (client-credentials grant). */
+export interface ProcoreServiceAccountCredentials {
+  /** The service account's client id (`PROCORE_SERVICE_ACCOUNT_<NAME>_CLIENT_ID`). */
+  clientId: string;
+  /** The service account's client secret (`PROCORE_SERVICE_ACCOUNT_<NAME>_CLIENT_SECRET`). */
+  clientSecret: string;
+}
+
 /** Options of `ProcoreAuthModule.forRoot()` / `forRootAsync()`. `procoreConfig` reads them from env variables. */
 export interface ProcoreAuthModuleOptions {
   /** OAuth client id of your Procore app (`PROCORE_CLIENT_ID`). Required. */
@@ -95,6 +130,22 @@ export interface ProcoreAuthModuleOptions {
   encryptionKey: string;
   /** Older keys, same format, used only to decrypt (`PROCORE_TOKEN_ENCRYPTION_PREVIOUS_KEYS`, comma-separated). Default `[]`. */
   previousEncryptionKeys?: string[];
+  /**
+   * Named service accounts, besides the app's own credentials: each gets its own client-credentials
+   * token, cached until `refreshSkewSeconds` before it expires and fetched once at a time. Use them
+   * with `getClientCredentialsToken('reports')` or `@ProcoreToken({ serviceAccount: 'reports' })`.
+   * Names: letters, digits, `_` and `-`, at most 64. From env variables (`procoreConfig`):
+   * `PROCORE_SERVICE_ACCOUNTS=reports,crm-sync` and, per name,
+   * `PROCORE_SERVICE_ACCOUNT_<NAME>_CLIENT_ID` / `_CLIENT_SECRET` (`<NAME>`: the name upper-cased,
+   * `-` → `_`, e.g. `PROCORE_SERVICE_ACCOUNT_CRM_SYNC_CLIENT_SECRET`). Default `{}`.
+   *
+   * ```ts
+   * serviceAccounts: {
+   *   reports: { clientId: process.env.REPORTS_ID!, clientSecret: process.env.REPORTS_SECRET! },
+   * }
+   * ```
+   */
+  serviceAccounts?: Record<string, ProcoreServiceAccountCredentials>;
   /** Finds the owner of a request. Default: `req.user.id`. */
   ownerResolver?: ProcoreOwnerResolver;
   /** The request path refreshes when less than this many seconds remain. Default `120`. */
@@ -133,6 +184,8 @@ export interface ProcoreAuthModuleOptions {
   /** "Last used" is written at most once per this many seconds per owner. Default `300`. */
   touchIntervalSeconds?: number;
   http?: ProcoreHttpOptions;
+  /** `ProcoreClient` (Procore's REST API). */
+  api?: ProcoreApiOptions;
   scheduler?: ProcoreSchedulerOptions;
   cache?: ProcoreCacheOptions;
   /**

@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { procoreServiceAccountEnv } from '../config/procore-env.js';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreInvalidResponseError } from '../errors/procore-invalid-response.error.js';
@@ -21,6 +22,13 @@ const NOT_SENT_CODES = new Set([
 ]);
 
 type Endpoint = '/oauth/token' | '/oauth/revoke';
+
+/** The credentials `clientCredentials()` sends; `name` is the service account's configured name. */
+export interface ProcoreClientCredentialsAccount {
+  name?: string;
+  clientId: string;
+  clientSecret: string;
+}
 
 interface HttpAnswer {
   status: number;
@@ -110,10 +118,32 @@ export class ProcoreOAuthClient {
     });
   }
 
-  /** A service-account token. Repeating this call is harmless, so every transient failure is retried. */
-  clientCredentials(): Promise<ProcoreTokenResponse> {
-    return withRetries(this.options.http, isTransient, () =>
-      this.requestToken({ grant_type: 'client_credentials' }),
+  /**
+   * A client-credentials token for `account` (a named service account) or, without one, for the
+   * app's own credentials. Repeating this call is harmless, so every transient failure is retried.
+   * A named account whose credentials are refused (`invalid_client` / 401) is a
+   * `ProcoreConfigurationError` naming the account and its env variables (never the secret).
+   */
+  clientCredentials(account?: ProcoreClientCredentialsAccount): Promise<ProcoreTokenResponse> {
+    return withRetries(this.options.http, isTransient, async () => {
+      const answer = await this.post('/oauth/token', { grant_type: 'client_credentials' }, account);
+      if (account?.name !== undefined) this.throwIfAccountRejected(account.name, answer);
+      this.throwUnlessOk('/oauth/token', answer);
+      return this.parseTokenResponse(answer);
+    });
+  }
+
+  /**
+   * Procore refuses a service account's credentials once its secret was regenerated (which also
+   * revokes its tokens, seed 002), so that is named as the likely cause.
+   */
+  private throwIfAccountRejected(name: string, answer: HttpAnswer): void {
+    if (answer.status === 429 || answer.status >= 500 || answer.status < 400) return;
+    const oauthError = oauthErrorCode(this.tryJson(answer.body)?.error);
+    if (oauthError !== 'invalid_client' && answer.status !== 401) return;
+    const env = procoreServiceAccountEnv(name);
+    throw new ProcoreConfigurationError(
+      `Procore /oauth/token rejected the client credentials of service account "${name}" (${oauthError ?? answer.status}): its client secret was probably regenerated in Procore's Developer Portal (or by a company admin), which also revokes its tokens. Set the new secret in ${env.clientSecret} (check ${env.clientId} too) or in serviceAccounts.${name}.clientSecret; the environment is ${this.options.environment}.`,
     );
   }
 
@@ -132,14 +162,18 @@ export class ProcoreOAuthClient {
     return this.parseTokenResponse(answer);
   }
 
-  private async post(endpoint: Endpoint, form: Record<string, string>): Promise<HttpAnswer> {
+  private async post(
+    endpoint: Endpoint,
+    form: Record<string, string>,
+    credentials: { clientId: string; clientSecret: string } = this.options,
+  ): Promise<HttpAnswer> {
     const { timeoutMs } = this.options.http;
     // Credentials go in the form body, as Procore expects (not HTTP Basic). A string body is sent
     // in one write, which avoids a Nagle/delayed-ACK stall on keep-alive connections.
     const body = new URLSearchParams({
       ...form,
-      client_id: this.options.clientId,
-      client_secret: this.options.clientSecret,
+      client_id: credentials.clientId,
+      client_secret: credentials.clientSecret,
     }).toString();
     const signal = AbortSignal.timeout(timeoutMs);
     try {

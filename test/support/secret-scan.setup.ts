@@ -55,6 +55,12 @@ const stopListening = FakeProcoreServer.onSecret((secret, kind) => {
 function registerOptionSecrets(options: Partial<ProcoreAuthModuleOptions> | undefined): void {
   if (!options) return;
   registerSecret(options.clientSecret, 'client secret (module options)');
+  for (const [name, account] of Object.entries(options.serviceAccounts ?? {})) {
+    registerSecret(
+      account?.clientSecret,
+      `client secret of service account "${name}" (module options)`,
+    );
+  }
   registerEncryptionKey(options.encryptionKey, 'encryption key (module options)');
   for (const key of options.previousEncryptionKeys ?? []) {
     registerEncryptionKey(key, 'previous encryption key (module options)');
