@@ -662,7 +662,7 @@ describe('FakeProcoreServer', () => {
   });
 
   it('answers 404 JSON for an unknown path and 413 for a body over 64 KiB', async () => {
-    const missing = await fetch(new URL('/rest/v1.0/projects', procore.url));
+    const missing = await fetch(new URL('/no/such/path', procore.url));
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: 'not_found' });
 

@@ -12,6 +12,14 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import {
+  FakeProcoreApi,
+  type FakeProcoreApiCaller,
+  type FakeProcoreApiRefusal,
+  type FakeProcoreApiRequest,
+  type FakeProcoreCompany,
+  type FakeProcoreRateLimit,
+} from './fake-procore-api.js';
+import {
   isFakeProcoreResponse,
   markFakeProcoreResponse,
   onFakeProcoreSecret,
@@ -76,6 +84,15 @@ export interface FakeProcoreServerOptions {
    * control all the same.
    */
   stateFile?: string;
+  /**
+   * The companies of the REST API. Default `[{ id: '1001', name: 'Acme Builders' },
+   * { id: '9007199254740993', name: 'Big Id Construction' }]`; see {@link FakeProcoreServer.companies}.
+   */
+  companies?: FakeProcoreCompany[];
+  /** Projects each company starts with. Default `250`; see {@link FakeProcoreServer.setProjectCount}. */
+  projectsPerCompany?: number;
+  /** The API's rate limit. Default 3600 calls per 3600 s; see {@link FakeProcoreServer.setRateLimit}. */
+  rateLimit?: FakeProcoreRateLimit;
 }
 
 /**
@@ -139,8 +156,12 @@ export interface FakeProcoreHold {
 /** The grant types of `POST /oauth/token` the fake implements. */
 export type FakeProcoreGrantType = 'authorization_code' | 'refresh_token' | 'client_credentials';
 
-/** The endpoints faults can be injected into. */
-export type FakeProcoreFaultPath = '/oauth/token' | '/oauth/revoke';
+/**
+ * The endpoints faults can be injected into. `'/rest'` matches every REST API call; a longer
+ * `/rest/...` path matches that path and the paths below it (`'/rest/v1.0/projects'` also matches
+ * `'/rest/v1.0/projects/1'`).
+ */
+export type FakeProcoreFaultPath = '/oauth/token' | '/oauth/revoke' | '/rest' | `/rest/${string}`;
 
 /** Where and how often an injected fault applies. */
 export interface FakeProcoreFaultOptions {
@@ -175,6 +196,33 @@ export interface FakeProcoreCounters {
   tokenInfo: number;
   /** `GET /rest/v1.0/me` calls. */
   me: number;
+  /** Every `/rest/...` call, whatever it answered (including `/me`). */
+  api: number;
+  /** `/rest/...` calls answered 429. */
+  apiRateLimited: number;
+  /** `/rest/...` calls answered 401. */
+  apiUnauthorized: number;
+  /** `/rest/...` calls answered 403. */
+  apiForbidden: number;
+}
+
+/** Options of {@link FakeProcoreServer.addServiceAccount}. */
+export interface FakeProcoreServiceAccountOptions {
+  /** Default `'fake-service-account-<n>'`. Must differ from every other client id. */
+  clientId?: string;
+  /** Default: a random secret. */
+  clientSecret?: string;
+  /**
+   * The directory user `GET /rest/v1.0/me` answers for its tokens. Default
+   * `{ id: 9000 + n, login: 'service-account-<n>@fake-procore.test', name: 'Fake Service Account <n>' }`.
+   */
+  user?: FakeProcoreUser;
+}
+
+/** The credentials of a service account, as {@link FakeProcoreServer.addServiceAccount} returns them. */
+export interface FakeProcoreServiceAccountCredentials {
+  clientId: string;
+  clientSecret: string;
 }
 
 /** A successful token response of the authorization-code or refresh-token grant. */
@@ -204,6 +252,12 @@ export interface FakeProcoreAccessTokenClaims {
   jti: string;
   /** The grant (authorization) the token belongs to; revoking the grant kills the token. */
   grant: string;
+  /**
+   * How many times the client's secret had been regenerated when the token was issued; absent
+   * while it never was. Tokens issued before {@link FakeProcoreServer.regenerateClientSecret}
+   * answer 401.
+   */
+  sgen?: number;
 }
 
 const DEFAULT_CLIENT_ID = 'fake-procore-client-id';
@@ -220,6 +274,11 @@ const DEFAULT_SERVICE_ACCOUNT_USER: Readonly<FakeProcoreUser> = {
   login: 'service-account@fake-procore.test',
   name: 'Fake Service Account',
 };
+/** Besides {@link FakeProcoreServer.user} and the service account: who else is in every company's directory. */
+const FAKE_COMPANY_COLLEAGUES: readonly Readonly<FakeProcoreUser>[] = [
+  { id: 4343, login: 'grace@example.com', name: 'Grace Hopper' },
+  { id: 4444, login: 'alan@example.com', name: 'Alan Turing' },
+];
 const AUTHORIZATION_CODE_TTL_MS = 10 * 60 * 1000;
 const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 const DEFAULT_OVERSIZED_BYTES = 2 * 1024 * 1024;
@@ -234,6 +293,18 @@ const INVALID_GRANT_DESCRIPTION =
   'The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.';
 const INVALID_CLIENT_DESCRIPTION =
   'Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.';
+
+/** A client the token endpoint accepts: the app's own, or a service account. */
+interface RegisteredClient {
+  readonly id: string;
+  secret: string;
+  /** Bumped by regenerateClientSecret: tokens carrying an older value are dead. */
+  generation: number;
+  /** Service accounts may only use `grant_type=client_credentials`. */
+  readonly serviceAccount: boolean;
+  /** The directory user of a service account; undefined for the app's own client. */
+  readonly user: FakeProcoreUser | undefined;
+}
 
 /** One authorization: the chain of access and refresh tokens that rotation produces from it. */
 interface Grant {
@@ -299,11 +370,21 @@ type Reply = HttpReply | { type: 'hang' } | { type: 'reset' };
  * HTTP client, timeouts and error handling.
  *
  * It implements `GET /oauth/authorize` (auto-approving {@link user}), `POST /oauth/token`
- * (`authorization_code`, `refresh_token` with Procore's single-use rotation, `client_credentials`),
- * `POST /oauth/revoke`, `GET /oauth/token/info` and `GET /rest/v1.0/me`. Access tokens are HS256
- * JWTs signed with a per-server secret and checked against a clock that tests can move.
+ * (`authorization_code`, `refresh_token` with Procore's single-use rotation, `client_credentials`
+ * for the app and any {@link addServiceAccount service accounts}), `POST /oauth/revoke` and
+ * `GET /oauth/token/info`. Access tokens are HS256 JWTs signed with a per-server secret and
+ * checked against a clock that tests can move.
  * Faults can be injected into the token and revoke endpoints, and counters record every call.
  * With {@link FakeProcoreServerOptions.stateFile} its grants and signing secret survive a restart.
+ *
+ * It also serves a small REST API (in memory only, never in the state file): `GET /rest/v1.0/me`,
+ * `GET /rest/v1.0/companies`, `GET|POST /rest/v1.0/projects` (paginated, `Procore-Company-Id`
+ * required) and `GET /rest/v1.0/companies/{id}/users`, with per-token rate limits
+ * ({@link setRateLimit}), disconnected companies ({@link disconnectCompany}), faults on `/rest`
+ * paths and a request log ({@link apiRequests}). Every API call needs a valid bearer token:
+ * unknown, expired or revoked tokens, and tokens issued before {@link regenerateClientSecret},
+ * answer 401 `{"errors":"The access token is invalid","error":"invalid_token",...}` with
+ * `WWW-Authenticate`.
  *
  * The fake logs nothing, so no token ever reaches a log.
  *
@@ -316,10 +397,8 @@ type Reply = HttpReply | { type: 'hang' } | { type: 'reset' };
 export class FakeProcoreServer {
   /** Base URL, e.g. `http://127.0.0.1:54321`: the login host and the API host in one. */
   readonly url: string;
-  /** The one client id the fake accepts. */
+  /** The app's client id: the one client the fake accepts for every grant type. */
   readonly clientId: string;
-  /** The one client secret the fake accepts. */
-  readonly clientSecret: string;
   /** The user the next `GET /oauth/authorize` auto-approves. Tokens keep the user they were issued for. */
   user: FakeProcoreUser;
   /** The user behind client-credentials tokens, as `GET /rest/v1.0/me` reports it. */
@@ -332,6 +411,13 @@ export class FakeProcoreServer {
   readonly counters: FakeProcoreCounters = zeroCounters();
 
   private readonly jwtSecret: Buffer;
+  /** The app's own client and every service account, by client id. */
+  private readonly clients = new Map<string, RegisteredClient>();
+  /** The app's own client (`clientId`), also in {@link clients}. */
+  private readonly appClient: RegisteredClient;
+  private serviceAccountCount = 0;
+  /** The REST API (`/rest/...`). */
+  private readonly api: FakeProcoreApi;
   /** Absolute path of the state file; undefined when nothing is persisted. */
   private readonly stateFile: string | undefined;
   private readonly grants = new Map<string, Grant>();
@@ -358,11 +444,33 @@ export class FakeProcoreServer {
       ? Buffer.from(state.jwtSecret, 'base64url')
       : randomBytes(JWT_SECRET_BYTES);
     this.clientId = options.clientId ?? DEFAULT_CLIENT_ID;
-    this.clientSecret = options.clientSecret ?? DEFAULT_CLIENT_SECRET;
+    this.appClient = {
+      id: this.clientId,
+      secret: options.clientSecret ?? DEFAULT_CLIENT_SECRET,
+      generation: 0,
+      serviceAccount: false,
+      user: undefined,
+    };
+    this.clients.set(this.clientId, this.appClient);
     this.user = { ...(options.user ?? DEFAULT_USER) };
     this.serviceAccountUser = { ...(options.serviceAccountUser ?? DEFAULT_SERVICE_ACCOUNT_USER) };
     this.tokenLatencyMs = options.tokenLatencyMs ?? 0;
     this.accessTokenTtlSeconds = options.accessTokenTtlSeconds ?? DEFAULT_ACCESS_TOKEN_TTL_SECONDS;
+    this.api = new FakeProcoreApi(
+      {
+        url,
+        counters: this.counters,
+        now: () => this.now(),
+        authenticate: (token) => this.authenticateApiCall(token),
+        directory: () => [this.user, this.serviceAccountUser, ...FAKE_COMPANY_COLLEAGUES],
+        takeFault: (pathname) => this.takeApiFault(pathname),
+        hold: (release) => this.waitFor(release),
+        delay: (ms) => this.delay(ms),
+      },
+      options.projectsPerCompany,
+      options.companies,
+      options.rateLimit,
+    );
     if (state) this.restore(state);
     reportFakeProcoreSecret(this.clientSecret, 'client-secret');
     reportFakeProcoreSecret(this.jwtSecret.toString('base64url'), 'signing-key');
@@ -459,6 +567,14 @@ export class FakeProcoreServer {
   /**
    * Makes the next `times` (default 1) matching calls misbehave. Faults queue in the order they
    * were injected; a call takes the first one whose `path` and `grantType` match.
+   *
+   * On REST API paths (`path: '/rest'` for every API call, or a `/rest/...` path) a fault answers
+   * before the token, the rate limit and the endpoint are reached (nothing counted, nothing
+   * created) unless `consumeRefreshToken: true`, which there means "the API did its work"
+   * (e.g. the project was created) before the fault answered. `status` answers JSON
+   * `{"errors":"Injected fault: HTTP <status>"}` unless `body` is given; `rate-limit` answers
+   * Procore's 429 text; `invalid-json` a truncated JSON array; `tamper` and `hold` work as on
+   * the token endpoint. {@link apiLatencyMs} still applies.
    */
   injectFault(fault: FakeProcoreFault, options: FakeProcoreFaultOptions = {}): void {
     const times = options.times ?? 1;
@@ -466,6 +582,11 @@ export class FakeProcoreServer {
       throw new RangeError(`injectFault: times must be a positive integer, got ${times}`);
     }
     const path = options.path ?? '/oauth/token';
+    if (path.startsWith('/rest') && !isRestPath(path)) {
+      throw new TypeError(
+        `injectFault: an API path is '/rest' or starts with '/rest/', got ${path}`,
+      );
+    }
     if (path !== '/oauth/token' && options.grantType !== undefined) {
       throw new TypeError(`injectFault: grantType only applies to /oauth/token, not ${path}`);
     }
@@ -476,6 +597,7 @@ export class FakeProcoreServer {
    * Holds the answer of the next matching call (after the server did its work, so a refresh token
    * is already rotated) until `release()`: lets a test act at the exact moment Procore has
    * answered but the client has not yet received it (kill a database session, shut the app down).
+   * Works on REST API paths too (`{ path: '/rest' }`): the API answers, then the answer waits.
    */
   hold(options: FakeProcoreFaultOptions = {}): FakeProcoreHold {
     let release!: () => void;
@@ -535,9 +657,178 @@ export class FakeProcoreServer {
     return grant !== undefined;
   }
 
-  /** Zeroes every counter (in place: references to {@link counters} stay valid). */
+  /** Zeroes every counter, the API's too (in place: references to {@link counters} stay valid). */
   resetCounters(): void {
     Object.assign(this.counters, zeroCounters());
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Clients and service accounts
+
+  /**
+   * The app's client secret the token endpoint accepts now: the configured one, or the one
+   * {@link regenerateClientSecret} last returned for {@link clientId}.
+   */
+  get clientSecret(): string {
+    return this.appClient.secret;
+  }
+
+  /**
+   * Registers a service account: extra client credentials that the token endpoint accepts for
+   * `grant_type=client_credentials` only (for any other grant type they answer 400
+   * `unauthorized_client`; `/oauth/revoke` accepts only the app's own client). Its tokens carry its
+   * client id as `aud`, answer `GET /rest/v1.0/me` with its `user`, and have their own rate-limit
+   * windows. The secret is reported to {@link onSecret} listeners. Throws on a client id already in use.
+   */
+  addServiceAccount(
+    options: FakeProcoreServiceAccountOptions = {},
+  ): FakeProcoreServiceAccountCredentials {
+    const n = this.serviceAccountCount + 1;
+    const clientId = options.clientId ?? `fake-service-account-${n}`;
+    const clientSecret = options.clientSecret ?? randomToken(24);
+    if (clientId === '' || clientSecret === '') {
+      throw new RangeError('addServiceAccount: clientId and clientSecret must not be empty');
+    }
+    if (this.clients.has(clientId)) {
+      throw new RangeError(`addServiceAccount: the client id "${clientId}" is already in use`);
+    }
+    this.serviceAccountCount = n;
+    const user = options.user ?? {
+      id: DEFAULT_SERVICE_ACCOUNT_USER.id + n,
+      login: `service-account-${n}@fake-procore.test`,
+      name: `Fake Service Account ${n}`,
+    };
+    this.clients.set(clientId, {
+      id: clientId,
+      secret: clientSecret,
+      generation: 0,
+      serviceAccount: true,
+      user: { ...user },
+    });
+    reportFakeProcoreSecret(clientSecret, 'client-secret');
+    return { clientId, clientSecret };
+  }
+
+  /**
+   * Gives `clientId` (a service account's, or the app's own {@link clientId}) a new random
+   * secret and returns it (also reported to {@link onSecret} listeners), as an administrator
+   * regenerating it in Procore: the old secret then answers 401 `invalid_client` at the token
+   * endpoint, and every access token issued to that client before answers 401 (on the API, on
+   * token info and in {@link isAccessTokenValid}). Refresh tokens of the app's users keep
+   * working with the new secret. Not kept in the state file. Throws for an unknown client id.
+   */
+  regenerateClientSecret(clientId: string): string {
+    const client = this.clients.get(clientId);
+    if (!client) throw new RangeError(`regenerateClientSecret: unknown client id "${clientId}"`);
+    client.secret = randomToken(24);
+    client.generation++;
+    reportFakeProcoreSecret(client.secret, 'client-secret');
+    return client.secret;
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // REST API
+
+  /**
+   * The companies `GET /rest/v1.0/companies` lists and `Procore-Company-Id` may name (ids are
+   * strings, compared as strings). Mutable: push, remove or replace entries. Default
+   * `[{ id: '1001', name: 'Acme Builders' }, { id: '9007199254740993', name: 'Big Id Construction' }]`
+   * (the second id is above 2^53 and is rounded by anything that parses it as a number).
+   */
+  get companies(): FakeProcoreCompany[] {
+    return this.api.companies;
+  }
+
+  set companies(companies: FakeProcoreCompany[]) {
+    this.api.companies = companies;
+  }
+
+  /**
+   * The company disconnects the app (Procore's App Management): calls with its
+   * `Procore-Company-Id` answer 403 `{"errors":"App is not connected to this company"}`; the
+   * user's tokens stay valid for other companies and `/me`. Throws for an id not in {@link companies}.
+   */
+  disconnectCompany(companyId: string): void {
+    this.api.disconnectCompany(companyId);
+  }
+
+  /** Undoes {@link disconnectCompany}. Throws for an id not in {@link companies}. */
+  reconnectCompany(companyId: string): void {
+    this.api.reconnectCompany(companyId);
+  }
+
+  /**
+   * Sets how many projects `companyId` has (`projectsPerCompany` until set). Project `n`
+   * (1-based) has the id `"<companyId>-<n>"`; `POST /rest/v1.0/projects` appends one.
+   */
+  setProjectCount(companyId: string, count: number): void {
+    this.api.setProjectCount(companyId, count);
+  }
+
+  /** How many projects `companyId` has now. */
+  projectCount(companyId: string): number {
+    return this.api.projectCount(companyId);
+  }
+
+  /**
+   * Replaces the API's rate limit (default `{ limit: 3600, windowSeconds: 3600 }`). Budgets are
+   * per access token; for service-account tokens (the app's own client-credentials tokens
+   * included) per access token and `Procore-Company-Id` header. Windows are fixed, on the fake
+   * clock, starting at the first call; windows already running keep their start and count.
+   *
+   * Every answer to a valid token carries `X-Rate-Limit-Limit`, `X-Rate-Limit-Remaining` and
+   * `X-Rate-Limit-Reset` (the window's end, Unix seconds on the fake clock, rounded up); with a
+   * spike window, they describe the window with fewer calls remaining (on a tie, the later
+   * reset). A spent window answers 429, `text/plain`, "You have surpassed the max number of
+   * requests for an hour. Please wait until your limit resets." with those headers
+   * (`Remaining: 0`) and, with `retryAfter: true`, `Retry-After` in seconds; a 429 consumes no
+   * budget. 401s carry no rate-limit headers (no token to count against).
+   */
+  setRateLimit(rateLimit: FakeProcoreRateLimit): void {
+    this.api.setRateLimit(rateLimit);
+  }
+
+  /** Forgets every rate-limit window: every token starts with a full budget. */
+  resetRateLimits(): void {
+    this.api.resetRateLimits();
+  }
+
+  /**
+   * Every `/rest/...` call since start or {@link clearApiRequests}, oldest first (the most
+   * recent 100,000): method, path, query, `Procore-Company-Id`, whether the token was valid,
+   * status, fake-clock time. It never holds a token (credential-like query values are redacted).
+   */
+  get apiRequests(): readonly FakeProcoreApiRequest[] {
+    return this.api.requestLog;
+  }
+
+  /** Empties {@link apiRequests}. */
+  clearApiRequests(): void {
+    this.api.clearRequestLog();
+  }
+
+  /**
+   * When set, the base URL of the `Link` headers of paginated answers instead of {@link url}
+   * (e.g. `'https://evil.example'`, to test that a client refuses a link to another host).
+   */
+  get linkBaseUrl(): string | undefined {
+    return this.api.linkBaseUrl;
+  }
+
+  set linkBaseUrl(base: string | undefined) {
+    this.api.linkBaseUrl = base;
+  }
+
+  /** Latency added to every REST API answer, in ms (default `0`; for benchmarks). */
+  get apiLatencyMs(): number {
+    return this.api.latencyMs;
+  }
+
+  set apiLatencyMs(ms: number) {
+    if (!(Number.isFinite(ms) && ms >= 0)) {
+      throw new RangeError(`apiLatencyMs must be a number >= 0, got ${ms}`);
+    }
+    this.api.latencyMs = ms;
   }
 
   /**
@@ -585,9 +876,8 @@ export class FakeProcoreServer {
         return req.method === 'POST' ? this.revoke(req) : methodNotAllowed('POST');
       case '/oauth/token/info':
         return req.method === 'GET' ? this.tokenInfo(req) : methodNotAllowed('GET');
-      case '/rest/v1.0/me':
-        return req.method === 'GET' ? this.me(req) : methodNotAllowed('GET');
       default:
+        if (isRestPath(pathname)) return this.api.handle(req, new URL(req.url ?? '/', this.url));
         return json(404, {
           error: 'not_found',
           error_description: `No route for ${req.method} ${pathname}`,
@@ -675,14 +965,23 @@ export class FakeProcoreServer {
   private tokenService(params: URLSearchParams): Reply {
     // Client authentication comes first: a call with a bad secret never reaches the refresh
     // token, so it does not consume it.
-    if (!this.authenticateClient(params)) return invalidClient();
-    switch (params.get('grant_type')) {
+    const client = this.authenticateClient(params);
+    if (!client) return invalidClient();
+    const grantType = params.get('grant_type');
+    if (client.serviceAccount && grantType !== 'client_credentials') {
+      return oauthError(
+        400,
+        'unauthorized_client',
+        'The client is not authorized to perform this request using this method.',
+      );
+    }
+    switch (grantType) {
       case 'authorization_code':
         return this.redeemAuthorizationCode(params);
       case 'refresh_token':
         return this.redeemRefreshToken(params);
       case 'client_credentials':
-        return this.grantClientCredentials();
+        return this.grantClientCredentials(client);
       case null:
       case '':
         return oauthError(400, 'invalid_request', 'grant_type is required.');
@@ -695,11 +994,15 @@ export class FakeProcoreServer {
     }
   }
 
-  /** Credentials go in the body, as Procore documents (HTTP Basic is deliberately not accepted). */
-  private authenticateClient(params: URLSearchParams): boolean {
-    const idOk = constantTimeEqual(params.get('client_id') ?? '', this.clientId);
-    const secretOk = constantTimeEqual(params.get('client_secret') ?? '', this.clientSecret);
-    return idOk && secretOk;
+  /**
+   * Credentials go in the body, as Procore documents (HTTP Basic is deliberately not accepted).
+   * The app's own client or a service account; undefined for anything else.
+   */
+  private authenticateClient(params: URLSearchParams): RegisteredClient | undefined {
+    const client = this.clients.get(params.get('client_id') ?? '') ?? this.appClient;
+    const idOk = constantTimeEqual(params.get('client_id') ?? '', client.id);
+    const secretOk = constantTimeEqual(params.get('client_secret') ?? '', client.secret);
+    return idOk && secretOk ? client : undefined;
   }
 
   private redeemAuthorizationCode(params: URLSearchParams): Reply {
@@ -748,9 +1051,9 @@ export class FakeProcoreServer {
   }
 
   /** Service-account tokens: an access token and, as at Procore, no refresh token. */
-  private grantClientCredentials(): Reply {
+  private grantClientCredentials(client: RegisteredClient): Reply {
     const grant = this.createGrant(undefined);
-    const { accessToken, issuedAt } = this.signAccessToken(grant);
+    const { accessToken, issuedAt } = this.signAccessToken(grant, client);
     this.persist();
     return json(
       200,
@@ -779,7 +1082,7 @@ export class FakeProcoreServer {
 
   /** RFC 7009: 200 even for an unknown token, so a client cannot probe which tokens exist. */
   private revokeService(params: URLSearchParams): Reply {
-    if (!this.authenticateClient(params)) return invalidClient();
+    if (this.authenticateClient(params) !== this.appClient) return invalidClient();
     const token = params.get('token');
     if (!token) return oauthError(400, 'invalid_request', 'token is required.');
     this.revokeToken(token);
@@ -812,17 +1115,25 @@ export class FakeProcoreServer {
       resource_owner_id: grant.user?.id ?? null,
       scope: [],
       expires_in_seconds: Math.max(0, claims.exp - epochSeconds(this.now())),
-      application: { uid: this.clientId },
+      application: { uid: claims.aud },
       created_at: claims.iat,
     });
   }
 
-  private me(req: IncomingMessage): Reply {
-    this.counters.me++;
-    const check = this.checkAccessToken(bearerToken(req));
-    if (!check.valid) return invalidToken(check.reason);
-    const { id, login, name } = check.grant.user ?? this.serviceAccountUser;
-    return json(200, { id, login, name });
+  /** Who a REST API call's bearer token belongs to, or why it is refused. */
+  private authenticateApiCall(
+    token: string | undefined,
+  ): FakeProcoreApiCaller | FakeProcoreApiRefusal {
+    const check = this.checkAccessToken(token);
+    if (!check.valid) return check;
+    const { grant, claims } = check;
+    return {
+      valid: true,
+      tokenId: claims.jti,
+      clientId: claims.aud,
+      kind: grant.user ? 'user' : 'service-account',
+      user: grant.user ?? this.clients.get(claims.aud)?.user ?? this.serviceAccountUser,
+    };
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -850,17 +1161,22 @@ export class FakeProcoreServer {
     };
   }
 
-  private signAccessToken(grant: Grant): { accessToken: string; issuedAt: number } {
+  private signAccessToken(
+    grant: Grant,
+    client: RegisteredClient = this.appClient,
+  ): { accessToken: string; issuedAt: number } {
     const issuedAt = epochSeconds(this.now());
     const claims: FakeProcoreAccessTokenClaims = {
       iss: JWT_ISSUER,
       sub: grant.user ? String(grant.user.id) : SERVICE_ACCOUNT_SUBJECT,
-      aud: this.clientId,
+      aud: client.id,
       iat: issuedAt,
       exp: issuedAt + this.accessTokenTtlSeconds,
       jti: randomUUID(),
       grant: grant.id,
     };
+    // Only once the secret was regenerated, so tokens look exactly as before until then.
+    if (client.generation > 0) claims.sgen = client.generation;
     const unsigned = `${base64UrlJson({ alg: 'HS256', typ: 'JWT' })}.${base64UrlJson(claims)}`;
     const accessToken = `${unsigned}.${this.hmac(unsigned)}`;
     reportFakeProcoreSecret(accessToken, 'access-token');
@@ -872,6 +1188,10 @@ export class FakeProcoreServer {
     const grant = claims && this.grants.get(claims.grant);
     if (!claims || !grant) return { valid: false, reason: 'invalid' };
     if (grant.revoked) return { valid: false, reason: 'revoked' };
+    // Issued before the client's secret was regenerated (verifyJwt vouches the client exists).
+    if ((claims.sgen ?? 0) !== this.clients.get(claims.aud)?.generation) {
+      return { valid: false, reason: 'revoked' };
+    }
     if (claims.exp * 1000 <= this.now()) return { valid: false, reason: 'expired' };
     return { valid: true, grant, claims };
   }
@@ -883,7 +1203,7 @@ export class FakeProcoreServer {
     const [header, payload, signature] = parts as [string, string, string];
     if (!constantTimeEqual(signature, this.hmac(`${header}.${payload}`))) return undefined;
     const claims = parseJson(Buffer.from(payload, 'base64url').toString('utf8'));
-    return isAccessTokenClaims(claims) && claims.aud === this.clientId ? claims : undefined;
+    return isAccessTokenClaims(claims) && this.clients.has(claims.aud) ? claims : undefined;
   }
 
   private hmac(data: string): string {
@@ -947,6 +1267,25 @@ export class FakeProcoreServer {
     scheduled.remaining--;
     if (scheduled.remaining === 0) this.faults.splice(index, 1);
     return scheduled.fault;
+  }
+
+  /** The first fault injected on an API path that `pathname` is (or is below). */
+  private takeApiFault(pathname: string): FakeProcoreFault | undefined {
+    const index = this.faults.findIndex(
+      ({ path }) =>
+        isRestPath(path) &&
+        (path === '/rest' || pathname === path || pathname.startsWith(`${path}/`)),
+    );
+    const scheduled = this.faults[index];
+    if (!scheduled) return undefined;
+    scheduled.remaining--;
+    if (scheduled.remaining === 0) this.faults.splice(index, 1);
+    return scheduled.fault;
+  }
+
+  /** Waits for `release`, or until the server closes. */
+  private async waitFor(release: Promise<void>): Promise<void> {
+    await Promise.race([release, new Promise<void>((resolve) => this.pendingDelays.add(resolve))]);
   }
 
   /** Runs the real service first when the fault says the server did its work, then misbehaves. */
@@ -1348,6 +1687,10 @@ function zeroCounters(): FakeProcoreCounters {
     revoke: 0,
     tokenInfo: 0,
     me: 0,
+    api: 0,
+    apiRateLimited: 0,
+    apiUnauthorized: 0,
+    apiForbidden: 0,
   };
 }
 
@@ -1375,6 +1718,11 @@ function validateOptions(options: FakeProcoreServerOptions): void {
 
 function generatedUser(id: number): FakeProcoreUser {
   return { id, login: `user-${id}@example.com`, name: `Fake User ${id}` };
+}
+
+/** `/rest` itself or a path below it. */
+function isRestPath(path: string): boolean {
+  return path === '/rest' || path.startsWith('/rest/');
 }
 
 function formatHost(host: string): string {

@@ -11,8 +11,16 @@ export type {
   FakeProcoreGrantType,
   FakeProcoreHold,
   FakeProcoreServerOptions,
+  FakeProcoreServiceAccountCredentials,
+  FakeProcoreServiceAccountOptions,
   FakeProcoreTokenResponse,
   FakeProcoreUser,
 } from './fake-procore.server.js';
+export type {
+  FakeProcoreApiRequest,
+  FakeProcoreCompany,
+  FakeProcoreProject,
+  FakeProcoreRateLimit,
+} from './fake-procore-api.js';
 export type { FakeProcoreSecretKind, FakeProcoreSecretListener } from './fake-procore-secrets.js';
 export { connectWithFakeProcore, fakeProcoreAuthOptions } from './procore-testing.helpers.js';
