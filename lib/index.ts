@@ -8,6 +8,7 @@ export {
   ProcoreAuthEvents,
   ProcoreAuthEventType,
   type ProcoreAuthEvent,
+  type ProcoreApiHolder,
   type ProcoreRefreshTrigger,
 } from './events/procore-auth.events.js';
 export type * from './interfaces/procore-auth-options.interface.js';
@@ -25,6 +26,21 @@ export {
   type ProcoreTokenOptions,
 } from './http/procore-token.decorator.js';
 export { SkipProcoreAuth } from './http/skip-procore-auth.decorator.js';
+export {
+  ProcoreApi,
+  ProcoreApiPipe,
+  type ProcoreApiParamOptions,
+} from './http/procore-api.decorator.js';
+export { ProcoreClient, type ProcoreClientScope } from './api/procore.client.js';
+export {
+  ProcoreScopedClient,
+  type ProcorePaginateOptions,
+  type ProcoreRequestOptions,
+  type ProcoreResponse,
+} from './api/procore-scoped-client.js';
+export type { ProcoreCompanyId } from './api/company-id.js';
+export type { ProcoreQueryValue } from './api/api-url.js';
+export type { ProcoreRateLimitState } from './api/rate-limit.governor.js';
 export { ProcoreOAuthController } from './oauth/procore-oauth.controller.js';
 export { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
 export { ProcoreAuthModule } from './procore-auth.module.js';

@@ -7,6 +7,8 @@ import {
 } from './procore-auth.module-definition.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
+import { ProcoreApiPipe } from './http/procore-api.decorator.js';
+import { ProcoreClient } from './api/procore.client.js';
 import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
 import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
@@ -37,6 +39,8 @@ function registerEntities(dataSource: unknown): void {
     ProcoreAuthEvents,
     ProcoreTokenStore,
     ProcoreTokenPipe,
+    ProcoreClient,
+    ProcoreApiPipe,
     TokenRefreshScheduler,
     PROCORE_AUTH_OPTIONS,
     PROCORE_TOKEN_CIPHER,

@@ -9,6 +9,9 @@ import { TokenCipher } from './crypto/token-cipher.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options.interface.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
+import { ProcoreApiPipe } from './http/procore-api.decorator.js';
+import { ProcoreApiTransport } from './api/procore-api.transport.js';
+import { ProcoreClient } from './api/procore.client.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js';
@@ -20,6 +23,7 @@ import { ProcoreOAuthStateStore } from './storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore } from './storage/procore-token.store.js';
 import { TypeOrmProcoreOAuthStateStore } from './storage/typeorm-procore-oauth-state.store.js';
 import { TypeOrmProcoreTokenStore } from './storage/typeorm-procore-token.store.js';
+import { ProcoreServiceAccounts } from './tokens/procore-service-accounts.js';
 import { ProcoreTokenService } from './tokens/procore-token.service.js';
 
 /** Every provider of the module; defaults and validation happen once, in `resolveProcoreAuthOptions`. */
@@ -54,8 +58,12 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreOAuthClient,
   ProcoreInFlightOperations,
   ProcoreTokenRefresher,
+  ProcoreServiceAccounts,
   ProcoreTokenService,
   ProcoreKeyRotationService,
   ProcoreTokenPipe,
+  ProcoreApiTransport,
+  ProcoreClient,
+  ProcoreApiPipe,
   TokenRefreshScheduler,
 ];

@@ -12,3 +12,8 @@ export * from './procore-token-refresh.error.js';
 export * from './procore-transient.error.js';
 export * from './procore-shutdown.error.js';
 export * from './procore-storage.error.js';
+export * from './procore-api.error.js';
+export * from './procore-company-disconnected.error.js';
+export * from './procore-rate-limited.error.js';
+export * from './procore-unsafe-url.error.js';
+export * from './procore-invalid-company-id.error.js';

@@ -8,10 +8,19 @@ export const ProcoreAuthEventType = {
   RefreshFailed: 'procore.token.refresh_failed',
   ReauthorizationRequired: 'procore.connection.reauthorization_required',
   Revoked: 'procore.connection.revoked',
+  /** Procore answered 403 "App is not connected to this company" (the company uninstalled the app). */
+  CompanyDisconnected: 'procore.company.disconnected',
+  /** Procore answered 429 to an API call. */
+  RateLimited: 'procore.api.rate_limited',
 } as const;
 
+/** Whose call it was: an owner, or a service account (`''`: the app's own credentials). */
+export type ProcoreApiHolder =
+  { ownerId: string; serviceAccount?: undefined } | { ownerId?: undefined; serviceAccount: string };
+
 /** What started a refresh. */
-export type ProcoreRefreshTrigger = 'request' | 'scheduler' | 'manual';
+/** What started a refresh; `unauthorized`: Procore's API answered 401 to the current token. */
+export type ProcoreRefreshTrigger = 'request' | 'scheduler' | 'manual' | 'unauthorized';
 
 /** Events carry ids, times and error codes: never a token, code or secret. */
 export type ProcoreAuthEvent =
@@ -39,7 +48,22 @@ export type ProcoreAuthEvent =
       /** `invalid_grant` or `refresh_response_lost`. */
       cause: string;
     }
-  | { type: typeof ProcoreAuthEventType.Revoked; ownerId: string; at: Date };
+  | { type: typeof ProcoreAuthEventType.Revoked; ownerId: string; at: Date }
+  | ({
+      type: typeof ProcoreAuthEventType.CompanyDisconnected;
+      companyId: string;
+      at: Date;
+      /** Calls of this holder for this company fail fast until then. */
+      retryAt: Date;
+    } & ProcoreApiHolder)
+  | ({
+      type: typeof ProcoreAuthEventType.RateLimited;
+      method: string;
+      /** Without the query string. */
+      path: string;
+      at: Date;
+      retryAt: Date;
+    } & ProcoreApiHolder);
 
 /**
  * The module's event stream. Subscribe to `events$` (or `on(type)`), e.g. to alert on

@@ -1,5 +1,6 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreInvalidCompanyIdError } from '../errors/procore-invalid-company-id.error.js';
 import { ProcoreInvalidOwnerError } from '../errors/procore-invalid-owner.error.js';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
 import { ProcoreShutdownError } from '../errors/procore-shutdown.error.js';
@@ -52,6 +53,17 @@ export function toProcoreHttpException(error: unknown, authorizePath: string): u
   // surrogate, too long): it has no usable owner, like a request without a user.
   if (error instanceof ProcoreInvalidOwnerError) {
     return procoreUnauthorized('no_owner', authorizePath);
+  }
+  // A company id taken from the request (`@ProcoreApi({ companyId })`) that is not one.
+  if (error instanceof ProcoreInvalidCompanyIdError) {
+    return new HttpException(
+      {
+        statusCode: HttpStatus.BAD_REQUEST,
+        reason: 'invalid_company_id',
+        message: 'The Procore company id must be a positive integer.',
+      },
+      HttpStatus.BAD_REQUEST,
+    );
   }
   if (
     error instanceof ProcoreTokenRefreshError ||

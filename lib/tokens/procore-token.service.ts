@@ -29,6 +29,7 @@ import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js'
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { AccessTokenCache } from './access-token.cache.js';
 import { LastUsedRecorder } from './last-used.recorder.js';
+import { ProcoreServiceAccounts } from './procore-service-accounts.js';
 import { SingleFlight } from './single-flight.js';
 import { normalizeOwner, type ProcoreOwnerId } from './procore-owner-id.js';
 
@@ -68,9 +69,8 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   // Two maps, so no owner id can join another kind of call (`force:<owner>` was once a key here).
   private readonly loads = new SingleFlight<IssuedAccessToken>();
   private readonly forcedRefreshes = new SingleFlight<IssuedAccessToken>();
+  private readonly rejections = new SingleFlight<IssuedAccessToken>();
   private readonly lastUsed: LastUsedRecorder;
-  private serviceToken: IssuedAccessToken | undefined;
-  private serviceTokenFlight: Promise<IssuedAccessToken> | undefined;
 
   constructor(
     @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
@@ -81,6 +81,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     private readonly refresher: ProcoreTokenRefresher,
     private readonly events: ProcoreAuthEvents,
     private readonly inFlight: ProcoreInFlightOperations,
+    private readonly serviceAccounts: ProcoreServiceAccounts,
   ) {
     this.cache = new AccessTokenCache(options.cache.maxEntries, options.cache.ttlSeconds);
     this.lastUsed = new LastUsedRecorder(store, options.touchIntervalSeconds * 1000);
@@ -219,6 +220,31 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   }
 
   /**
+   * Procore's API answered 401 to `rejectedToken`: returns a token to retry with. Concurrent calls
+   * rejected on one token generation share ONE forced refresh (under the exactly-once protocol);
+   * a caller that comes late, after the refresh, gets the newer stored token without another one.
+   * Throws `ProcoreReauthorizationRequiredError` when Procore refuses the refresh (`invalid_grant`).
+   * Used by `ProcoreClient`.
+   */
+  async refreshRejected(ownerId: ProcoreOwnerId, rejectedToken: string): Promise<string> {
+    const owner = normalizeOwner(ownerId);
+    if (this.cache.get(owner, 0) === rejectedToken) this.cache.delete(owner);
+    const issued = await this.rejections.run(owner, async () => {
+      const record = await this.find(owner);
+      assertConnected(owner, record, this.options.environment);
+      if (this.refresher.isFresh(record, this.skewMs)) {
+        const stored = this.refresher.issued(record);
+        if (stored.token !== rejectedToken) {
+          this.cache.set(owner, stored.token, stored.expiresAt);
+          return stored;
+        }
+      }
+      return this.refreshAndCache(owner, 'unauthorized', this.skewMs, record.version);
+    });
+    return issued.token;
+  }
+
+  /**
    * Revokes the owner's grant at Procore (access and refresh token), then marks the connection
    * `revoked` and erases its tokens. Does nothing for an unknown or already revoked owner. If
    * Procore cannot be reached the error is thrown and the connection is kept, so it can be retried.
@@ -291,14 +317,13 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   /**
    * The app's own (service-account) token from the client-credentials grant, cached in memory
    * until `refreshSkewSeconds` before it expires; concurrent callers share one token request.
+   * With a `name`, the token of that named service account (`serviceAccounts` option), cached and
+   * fetched the same way, independently of the others. Throws `ProcoreConfigurationError` for a
+   * name that is not configured, or when Procore refuses the account's credentials
+   * (`invalid_client`: its secret was probably regenerated).
    */
-  async getClientCredentialsToken(): Promise<string> {
-    const cached = this.serviceToken;
-    if (cached && cached.expiresAt.getTime() - Date.now() > this.skewMs) return cached.token;
-    this.serviceTokenFlight ??= this.fetchServiceToken().finally(() => {
-      this.serviceTokenFlight = undefined;
-    });
-    return (await this.serviceTokenFlight).token;
+  getClientCredentialsToken(name?: string): Promise<string> {
+    return this.serviceAccounts.getToken(name);
   }
 
   /** Drops the owner's cached token on this instance (others drop theirs within `cache.ttlSeconds`). */
@@ -337,7 +362,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
 
   private async refreshAndCache(
     owner: string,
-    trigger: 'request' | 'manual',
+    trigger: 'request' | 'manual' | 'unauthorized',
     marginMs: number,
     seenVersion?: number,
   ): Promise<IssuedAccessToken> {
@@ -376,16 +401,6 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     this.events.emit({ type: ProcoreAuthEventType.Connected, ownerId: owner, at: new Date() });
     if (replaced) await this.revokeReplaced(replaced, response);
     return toConnection(record);
-  }
-
-  private async fetchServiceToken(): Promise<IssuedAccessToken> {
-    const startedAt = Date.now();
-    const response = await this.client.clientCredentials();
-    this.serviceToken = {
-      token: response.access_token,
-      expiresAt: new Date(startedAt + response.expires_in * 1000),
-    };
-    return this.serviceToken;
   }
 
   /**

@@ -1,0 +1,82 @@
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { ProcoreAuthEvents } from '../events/procore-auth.events.js';
+import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
+import { normalizeOwner, type ProcoreOwnerId } from '../tokens/procore-owner-id.js';
+import { ProcoreServiceAccounts } from '../tokens/procore-service-accounts.js';
+import { ProcoreTokenService } from '../tokens/procore-token.service.js';
+import { normalizeCompanyId, type ProcoreCompanyId } from './company-id.js';
+import {
+  createApiContext,
+  ownerHolder,
+  serviceAccountHolder,
+  type ApiContext,
+} from './procore-api.context.js';
+import { ProcoreApiTransport } from './procore-api.transport.js';
+import { ProcoreScopedClient } from './procore-scoped-client.js';
+import { RateLimitGovernor } from './rate-limit.governor.js';
+
+/** Options of `forOwner()` / `forServiceAccount()`. */
+export interface ProcoreClientScope {
+  /** The company every call of the client concerns (`Procore-Company-Id`). Ids may exceed 2^53. */
+  companyId?: ProcoreCompanyId;
+}
+
+/**
+ * Calls Procore's REST API for an owner (a user who connected) or a service account, on the
+ * configured environment's API host. `forOwner(id)` / `forServiceAccount(name?)` return a
+ * `ProcoreScopedClient`; it sends the token, the company header, recovers from 401 once (a
+ * coalesced refresh), fails fast for companies that disconnected the app, waits out Procore's rate
+ * limit instead of firing into 429s, and pages through lists.
+ */
+@Injectable()
+export class ProcoreClient {
+  private readonly context: ApiContext;
+
+  constructor(
+    @Inject(PROCORE_AUTH_OPTIONS) options: ResolvedProcoreAuthOptions,
+    private readonly tokens: ProcoreTokenService,
+    private readonly serviceAccounts: ProcoreServiceAccounts,
+    transport: ProcoreApiTransport,
+    events: ProcoreAuthEvents,
+  ) {
+    this.context = createApiContext({
+      options,
+      transport,
+      governor: new RateLimitGovernor(),
+      events,
+      logger: new Logger('ProcoreApi'),
+    });
+  }
+
+  /** A client sending `ownerId`'s access token. Validates the ids now; fetches no token yet. */
+  forOwner(ownerId: ProcoreOwnerId, scope: ProcoreClientScope = {}): ProcoreScopedClient {
+    const owner = normalizeOwner(ownerId);
+    const holder = ownerHolder(
+      owner,
+      () => this.tokens.getAccessToken(owner),
+      (rejected) => this.tokens.refreshRejected(owner, rejected),
+    );
+    return new ProcoreScopedClient(this.context, holder, companyOf(scope));
+  }
+
+  /**
+   * A client sending a client-credentials token: of the named account in `serviceAccounts`, or of
+   * the app's own credentials when `name` is omitted.
+   */
+  forServiceAccount(name?: string, scope: ProcoreClientScope = {}): ProcoreScopedClient {
+    const holder = serviceAccountHolder(
+      name ?? '',
+      () => this.serviceAccounts.getToken(name),
+      (rejected) => {
+        this.serviceAccounts.invalidate(name, rejected);
+        return this.serviceAccounts.getToken(name);
+      },
+    );
+    return new ProcoreScopedClient(this.context, holder, companyOf(scope));
+  }
+}
+
+function companyOf(scope: ProcoreClientScope): string | undefined {
+  return scope.companyId === undefined ? undefined : normalizeCompanyId(scope.companyId);
+}

@@ -1,0 +1,208 @@
+/** What Procore said about a token holder's budget in one answer. */
+export interface ProcoreRateLimitState {
+  /** `X-Rate-Limit-Limit`: calls allowed in the window that is closer to running out. */
+  limit: number | undefined;
+  /** `X-Rate-Limit-Remaining`. */
+  remaining: number | undefined;
+  /** `X-Rate-Limit-Reset`, as a local instant (corrected by the answer's `Date`). */
+  resetAt: Date | undefined;
+}
+
+interface Budget {
+  remaining: number | undefined;
+  /** Local epoch ms when the window resets; the budget is unknown after it. */
+  resetAt: number;
+  /** No call before this instant (a 429). */
+  blockedUntil: number;
+  /** Calls sent and not answered yet. */
+  inFlight: number;
+  /** Callers waiting for an answer or a reset; woken to re-check. */
+  waiters: Set<() => void>;
+  timer: NodeJS.Timeout | undefined;
+  timerAt: number;
+}
+
+/** Why a caller may not send now: wait until `until` (epoch ms), or for an answer (`until` undefined). */
+type Verdict = { send: true } | { send: false; until: number | undefined };
+
+/** Thrown by `acquire` when waiting would pass the caller's deadline. */
+export class RateLimitWaitExceeded extends Error {
+  constructor(readonly retryAt: number) {
+    super('rate limit wait exceeded');
+  }
+}
+
+/**
+ * Procore's rate limit, as one instance learns it from the `X-Rate-Limit-*` headers of its own
+ * answers: per token holder (an owner, or a service account and company). Procore asks apps to
+ * stop calling until the reset rather than fire into 429s, so:
+ *
+ * - with the budget spent (remaining minus calls in flight reaches 0), or after a 429, further
+ *   calls of that holder wait for the reset (or `Retry-After`) instead of being sent;
+ * - when a window has reset and the new budget is not known yet, one call is sent first and the
+ *   others wait for its answer (a reset must not release every waiter into a possibly smaller
+ *   budget at once);
+ * - a wait longer than the caller's deadline fails at once with `RateLimitWaitExceeded`.
+ */
+export class RateLimitGovernor {
+  private readonly budgets = new Map<string, Budget>();
+
+  constructor(private readonly maxHolders = 10_000) {}
+
+  /** Waits until a call of `holder` may be sent (then counts it in flight) or throws. */
+  async acquire(holder: string, deadline: number, signal?: AbortSignal): Promise<void> {
+    const budget = this.budget(holder);
+    for (;;) {
+      signal?.throwIfAborted();
+      const verdict = this.verdict(budget, Date.now());
+      if (verdict.send) {
+        budget.inFlight++;
+        return;
+      }
+      if (verdict.until !== undefined && verdict.until > deadline) {
+        throw new RateLimitWaitExceeded(verdict.until);
+      }
+      await this.wait(budget, verdict.until ?? deadline, signal);
+      if (Date.now() > deadline && !this.verdict(budget, Date.now()).send) {
+        throw new RateLimitWaitExceeded(verdict.until ?? deadline);
+      }
+    }
+  }
+
+  /** Records an answer of a call counted by `acquire` (or its failure: `state` undefined). */
+  release(
+    holder: string,
+    state: ProcoreRateLimitState | undefined,
+    rateLimited: { retryAt: number } | undefined,
+  ): void {
+    const budget = this.budget(holder);
+    budget.inFlight = Math.max(0, budget.inFlight - 1);
+    const now = Date.now();
+    if (state?.remaining !== undefined && state.resetAt !== undefined) {
+      const resetAt = state.resetAt.getTime();
+      // A new window replaces the old budget; within one window answers only ever lower it
+      // (answers of calls sent earlier may arrive later and report more).
+      const sameWindow = Math.abs(resetAt - budget.resetAt) < 1_000 && budget.resetAt > now;
+      budget.remaining =
+        sameWindow && budget.remaining !== undefined
+          ? Math.min(budget.remaining, state.remaining)
+          : state.remaining;
+      budget.resetAt = resetAt;
+    }
+    if (rateLimited) {
+      budget.blockedUntil = Math.max(budget.blockedUntil, rateLimited.retryAt);
+      budget.remaining = 0;
+      budget.resetAt = Math.max(budget.resetAt, rateLimited.retryAt);
+    }
+    this.wake(budget);
+  }
+
+  /** Until when calls of `holder` are held, if they are (for `ProcoreRateLimitedError`). */
+  heldUntil(holder: string): number | undefined {
+    const budget = this.budgets.get(holder);
+    if (!budget) return undefined;
+    const verdict = this.verdict(budget, Date.now());
+    return verdict.send ? undefined : verdict.until;
+  }
+
+  private verdict(budget: Budget, now: number): Verdict {
+    if (budget.blockedUntil > now) return { send: false, until: budget.blockedUntil };
+    if (budget.remaining === undefined || budget.resetAt <= now) {
+      // Unknown budget (first call, or the window reset): one call at a time until an answer tells.
+      return budget.inFlight === 0 ? { send: true } : { send: false, until: undefined };
+    }
+    if (budget.remaining - budget.inFlight > 0) return { send: true };
+    // Spent, counting calls in flight: wait for the reset, or for an answer that says otherwise.
+    return { send: false, until: budget.inFlight > 0 ? undefined : budget.resetAt };
+  }
+
+  private wait(budget: Budget, until: number, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        budget.waiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      budget.waiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+      this.schedule(budget, until);
+    });
+  }
+
+  /** One timer per holder, at the earliest instant a waiter must re-check. */
+  private schedule(budget: Budget, at: number): void {
+    if (budget.timer && budget.timerAt <= at) return;
+    if (budget.timer) clearTimeout(budget.timer);
+    budget.timerAt = at;
+    budget.timer = setTimeout(
+      () => {
+        budget.timer = undefined;
+        this.wake(budget);
+      },
+      Math.max(0, at - Date.now()),
+    );
+    budget.timer.unref?.();
+  }
+
+  private wake(budget: Budget): void {
+    for (const waiter of [...budget.waiters]) waiter();
+  }
+
+  private budget(holder: string): Budget {
+    let budget = this.budgets.get(holder);
+    if (!budget) {
+      if (this.budgets.size >= this.maxHolders) this.evictIdle();
+      budget = {
+        remaining: undefined,
+        resetAt: 0,
+        blockedUntil: 0,
+        inFlight: 0,
+        waiters: new Set(),
+        timer: undefined,
+        timerAt: 0,
+      };
+      this.budgets.set(holder, budget);
+    }
+    return budget;
+  }
+
+  /** Forgets holders with nothing in flight, nobody waiting and no live window. */
+  private evictIdle(): void {
+    const now = Date.now();
+    for (const [holder, budget] of this.budgets) {
+      if (budget.inFlight === 0 && budget.waiters.size === 0 && budget.resetAt <= now) {
+        this.budgets.delete(holder);
+      }
+    }
+  }
+}
+
+/** Reads Procore's rate-limit headers; `Reset` is corrected for the clock difference `Date` shows. */
+export function readRateLimit(
+  headers: Record<string, string>,
+  now = Date.now(),
+): ProcoreRateLimitState {
+  const number = (name: string) => {
+    const value = Number(headers[name]);
+    return headers[name] !== undefined && Number.isFinite(value) ? value : undefined;
+  };
+  const reset = number('x-rate-limit-reset');
+  const serverNow = headers.date ? Date.parse(headers.date) : NaN;
+  const skew = Number.isNaN(serverNow) ? 0 : now - serverNow;
+  // `Date` has 1 s resolution: never read a reset as earlier than Procore meant.
+  const correction = Math.abs(skew) > 2_000 ? skew : 0;
+  return {
+    limit: number('x-rate-limit-limit'),
+    remaining: number('x-rate-limit-remaining'),
+    resetAt: reset === undefined ? undefined : new Date(reset * 1000 + correction),
+  };
+}
+
+/** `Retry-After` in seconds or as an HTTP date, as a local instant. */
+export function readRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return now + Math.max(0, seconds) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(now, date);
+}
