@@ -3,18 +3,12 @@ import {
   Delete,
   Get,
   HttpCode,
-  Inject,
   Param,
   Req,
   Res,
   UnauthorizedException,
 } from '@nestjs/common';
-import {
-  PROCORE_AUTH_OPTIONS,
-  ProcoreToken,
-  ProcoreTokenService,
-  type ResolvedProcoreAuthOptions,
-} from 'nestjs-procore-auth';
+import { ProcoreApi, ProcoreScopedClient, ProcoreTokenService } from 'nestjs-procore-auth';
 import { sampleUser } from './sample-user.js';
 
 interface CookieResponse {
@@ -26,10 +20,7 @@ interface CookieResponse {
 /** The routes of the sample: what an app built on nestjs-procore-auth typically has. */
 @Controller()
 export class ProcoreDemoController {
-  constructor(
-    private readonly procore: ProcoreTokenService,
-    @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
-  ) {}
+  constructor(private readonly procore: ProcoreTokenService) {}
 
   /** Browser convenience: "signs in" as :user (a cookie; see sample-user.ts) and starts the connection. */
   @Get('login/:user')
@@ -41,13 +32,32 @@ export class ProcoreDemoController {
     set?.('location', '/procore/oauth/authorize?returnTo=/me');
   }
 
-  /** Calls Procore's `GET /rest/v1.0/me` with the user's token: the module refreshes it when needed. */
+  /** Procore's `GET /rest/v1.0/me` for the signed-in user: token, refresh and 401 recovery are the module's. */
   @Get('me')
-  async me(@ProcoreToken() token: string): Promise<unknown> {
-    const response = await fetch(`${this.options.apiBaseUrl}/rest/v1.0/me`, {
-      headers: { authorization: `Bearer ${token}` },
-    });
-    return response.json();
+  me(@ProcoreApi() procore: ProcoreScopedClient): Promise<unknown> {
+    return procore.get('/rest/v1.0/me');
+  }
+
+  /** The companies the user can see. */
+  @Get('companies')
+  companies(@ProcoreApi() procore: ProcoreScopedClient): Promise<unknown> {
+    return procore.get('/rest/v1.0/companies');
+  }
+
+  /**
+   * Every project of a company, through every page (`paginate()` follows Procore's `Link` header).
+   * `:companyId` is validated as a positive integer (ids may exceed 2^53; they are never rounded).
+   */
+  @Get('companies/:companyId/projects')
+  async projects(
+    @ProcoreApi({ companyId: (req) => (req as { params: { companyId: string } }).params.companyId })
+    procore: ProcoreScopedClient,
+  ): Promise<{ count: number; projects: unknown[] }> {
+    const projects: unknown[] = [];
+    for await (const project of procore.paginate('/rest/v1.0/projects', { perPage: 100 })) {
+      projects.push(project);
+    }
+    return { count: projects.length, projects };
   }
 
   /** The connection's status and timestamps (never secrets). */

@@ -68,6 +68,26 @@ describe('the sample app, end to end', () => {
 
     const me = await request(server).get('/me').set(alice).expect(200);
     expect(me.body).toEqual(fake.user);
+    // Procore's API through @ProcoreApi(): the companies, and every project of one, across pages.
+    const companies = await request(server).get('/companies').set(alice).expect(200);
+    expect(companies.body).toEqual(fake.companies);
+    const bigId = '9007199254740993';
+    const projects = await request(server)
+      .get(`/companies/${bigId}/projects`)
+      .set(alice)
+      .expect(200);
+    expect(projects.body.count).toBe(fake.projectCount(bigId));
+    expect(new Set(projects.body.projects.map((p: { id: string }) => p.id)).size).toBe(
+      fake.projectCount(bigId),
+    );
+    expect(fake.apiRequests.filter((call) => call.path === '/rest/v1.0/projects')).toEqual(
+      expect.arrayContaining([expect.objectContaining({ companyId: bigId })]),
+    );
+    await request(server)
+      .get('/companies/1e3/projects')
+      .set(alice)
+      .expect(400)
+      .expect((answer) => expect(answer.body.reason).toBe('invalid_company_id'));
     const status = await request(server).get('/status').set(alice).expect(200);
     expect(status.body).toMatchObject({ ownerId: 'alice', status: 'active' });
     expect(JSON.stringify(status.body)).not.toMatch(/token"|eyJ/);
