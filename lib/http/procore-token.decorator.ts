@@ -14,8 +14,13 @@ import { resolveOwnerId, tokenResolvedByGuard } from './procore-request-owner.js
 
 /** Options of `@ProcoreToken()`. */
 export interface ProcoreTokenOptions {
-  /** Yield the app's client-credentials (service account) token instead; needs no request owner. Default `false`. */
-  serviceAccount?: boolean;
+  /**
+   * Yield a client-credentials (service account) token instead; needs no request owner. `true`:
+   * the app's own credentials; a name: that account of the `serviceAccounts` option
+   * (`@ProcoreToken({ serviceAccount: 'reports' })`). An unknown name is a
+   * `ProcoreConfigurationError`, answered as a 500 (a server-side fix). Default `false`.
+   */
+  serviceAccount?: boolean | string;
 }
 
 interface ProcoreTokenRequest {
@@ -34,7 +39,11 @@ export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Prom
 
   async transform({ request, options }: ProcoreTokenRequest): Promise<string> {
     try {
-      if (options.serviceAccount) return await this.tokens.getClientCredentialsToken();
+      const { serviceAccount } = options;
+      if (typeof serviceAccount === 'string' || serviceAccount === true) {
+        const name = serviceAccount === true ? undefined : serviceAccount;
+        return await this.tokens.getClientCredentialsToken(name);
+      }
       const ownerId = resolveOwnerId(this.options.ownerResolver, request);
       if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
       return tokenResolvedByGuard(request, ownerId) ?? (await this.tokens.getAccessToken(ownerId));
@@ -55,7 +64,8 @@ const ProcoreTokenParam = createParamDecorator(
  * A valid Procore access token for the request's owner, as a handler parameter:
  * `list(@ProcoreToken() token: string)`. Works with or without `ProcoreAuthGuard` (and reuses the
  * guard's lookup when both are used); answers the same 401 bodies as the guard.
- * `@ProcoreToken({ serviceAccount: true })` yields the app's client-credentials token.
+ * `@ProcoreToken({ serviceAccount: true })` yields the app's client-credentials token, and
+ * `@ProcoreToken({ serviceAccount: 'reports' })` that of the named service account.
  */
 export const ProcoreToken = (options?: ProcoreTokenOptions): ParameterDecorator =>
   ProcoreTokenParam(options, ProcoreTokenPipe);

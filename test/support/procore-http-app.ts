@@ -46,6 +46,16 @@ function projectsController(fake: FakeProcoreServer) {
       return { valid: fake.isAccessTokenValid(token) };
     }
 
+    /** A named service account (it must be configured in `serviceAccounts`). */
+    @Get('service/reports')
+    serviceReports(@ProcoreToken({ serviceAccount: 'reports' }) token: string) {
+      const claims = token.split('.')[1] ?? '';
+      const { aud } = JSON.parse(Buffer.from(claims, 'base64url').toString('utf8')) as {
+        aud?: string;
+      };
+      return { valid: fake.isAccessTokenValid(token), clientId: aud };
+    }
+
     @SkipProcoreAuth()
     @Get('health')
     health() {
