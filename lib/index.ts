@@ -26,6 +26,7 @@ export {
   type ProcoreTokenOptions,
 } from './http/procore-token.decorator.js';
 export { SkipProcoreAuth } from './http/skip-procore-auth.decorator.js';
+export { ProcoreExceptionFilter } from './http/procore-exception.filter.js';
 export {
   ProcoreApi,
   ProcoreApiPipe,

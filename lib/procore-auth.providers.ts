@@ -1,5 +1,6 @@
 import type { Provider } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { APP_FILTER, ModuleRef } from '@nestjs/core';
+import { ProcoreExceptionFilter } from './http/procore-exception.filter.js';
 import {
   resolveProcoreAuthOptions,
   type ResolvedProcoreAuthOptions,
@@ -65,5 +66,6 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreApiTransport,
   ProcoreClient,
   ProcoreApiPipe,
+  { provide: APP_FILTER, useClass: ProcoreExceptionFilter },
   TokenRefreshScheduler,
 ];

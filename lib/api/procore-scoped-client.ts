@@ -207,11 +207,13 @@ export class ProcoreScopedClient {
         continue;
       }
       if (status === 403 && sendCompany && /not connected to this company/i.test(exchange.body)) {
+        this.context.log(method, url, status, startedAt, attempt);
         throw this.context.disconnects.disconnected(this.holder, companyId as string);
       }
       if (status === 429) {
         this.context.rateLimited(this.holder, method, url, new Date(retryAt as number));
         if (idempotent && (retryAt as number) <= deadline && attempt < MAX_ATTEMPTS) continue;
+        this.context.log(method, url, status, startedAt, attempt);
         throw new ProcoreRateLimitedError(method, this.pathOf(url), new Date(retryAt as number));
       }
       if (
@@ -227,12 +229,16 @@ export class ProcoreScopedClient {
       }
       this.context.log(method, url, status, startedAt, attempt);
       if (status >= 200 && status < 300) {
-        return {
-          status,
-          headers: exchange.headers,
-          data: parseJson(exchange.body) as T,
-          rateLimit,
-        };
+        const data = parseSuccess(exchange);
+        if (data === NOT_JSON) {
+          // A proxy's page or a truncated document: never handed out as data.
+          throw new ProcoreApiError(
+            status,
+            this.describe(method, url.toString(), exchange.headers),
+            'the answer is not JSON',
+          );
+        }
+        return { status, headers: exchange.headers, data: data as T, rateLimit };
       }
       throw new ProcoreApiError(
         status,
@@ -316,6 +322,18 @@ export class ProcoreScopedClient {
       ? target.replace(/[?#].*$/, '')
       : this.pathOf(new URL(target));
     return { method, path, requestId: safeRequestId(headers['x-request-id']) };
+  }
+}
+
+const NOT_JSON = Symbol('not JSON');
+
+/** A 2xx body: JSON, or nothing (204); anything else is `NOT_JSON`. */
+function parseSuccess(exchange: ApiExchange): unknown {
+  if (exchange.body.length === 0) return undefined;
+  try {
+    return JSON.parse(exchange.body) as unknown;
+  } catch {
+    return NOT_JSON;
   }
 }
 

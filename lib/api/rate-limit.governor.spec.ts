@@ -29,7 +29,21 @@ describe('RateLimitGovernor', () => {
     for (let i = 0; i < 5; i++) await Promise.resolve();
   }
 
-  it('sends one call while the budget is unknown; the others wait for its answer', async () => {
+  it('with an unknown budget sends one call first; the others wait for its answer, at most 250 ms', async () => {
+    const governor = new RateLimitGovernor();
+    await governor.acquire('a', far());
+    const sent: number[] = [];
+    const second = governor.acquire('a', far()).then(() => sent.push(Date.now() - start));
+    const third = governor.acquire('a', far()).then(() => sent.push(Date.now() - start));
+    await jest.advanceTimersByTimeAsync(249);
+    expect(sent).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1);
+    await Promise.all([second, third]);
+    // The slow first call did not hold the holder longer: nothing says the budget is spent.
+    expect(sent).toEqual([250, 250]);
+  });
+
+  it('an answer with the budget releases the waiting callers at once', async () => {
     const governor = new RateLimitGovernor();
     await governor.acquire('a', far());
     let second = false;

@@ -16,11 +16,18 @@ interface Budget {
   blockedUntil: number;
   /** Calls sent and not answered yet. */
   inFlight: number;
+  /** The last known window ran out (a 429, or `remaining` 0): its reset is approached carefully. */
+  exhausted: boolean;
+  /** When the call that will tell an unknown budget was sent. */
+  probeSentAt: number;
   /** Callers waiting for an answer or a reset; woken to re-check. */
   waiters: Set<() => void>;
   timer: NodeJS.Timeout | undefined;
   timerAt: number;
 }
+
+/** How long callers wait for the answer of the call that tells an unknown budget, unless it ran out. */
+const PROBE_WAIT_MS = 250;
 
 /** Why a caller may not send now: wait until `until` (epoch ms), or for an answer (`until` undefined). */
 type Verdict = { send: true } | { send: false; until: number | undefined };
@@ -88,11 +95,13 @@ export class RateLimitGovernor {
           ? Math.min(budget.remaining, state.remaining)
           : state.remaining;
       budget.resetAt = resetAt;
+      budget.exhausted = budget.remaining <= 0;
     }
     if (rateLimited) {
       budget.blockedUntil = Math.max(budget.blockedUntil, rateLimited.retryAt);
       budget.remaining = 0;
       budget.resetAt = Math.max(budget.resetAt, rateLimited.retryAt);
+      budget.exhausted = true;
     }
     this.wake(budget);
   }
@@ -108,8 +117,17 @@ export class RateLimitGovernor {
   private verdict(budget: Budget, now: number): Verdict {
     if (budget.blockedUntil > now) return { send: false, until: budget.blockedUntil };
     if (budget.remaining === undefined || budget.resetAt <= now) {
-      // Unknown budget (first call, or the window reset): one call at a time until an answer tells.
-      return budget.inFlight === 0 ? { send: true } : { send: false, until: undefined };
+      // Unknown budget (a first call, or a window that reset): one call goes first and the others
+      // wait for its answer, which tells the budget, so a burst is not fired into 429s. After a
+      // window that ran out they wait for that answer; otherwise at most PROBE_WAIT_MS, so one
+      // slow call does not hold a holder with budget to spare.
+      if (budget.inFlight === 0) {
+        budget.probeSentAt = now;
+        return { send: true };
+      }
+      if (budget.exhausted) return { send: false, until: undefined };
+      const until = budget.probeSentAt + PROBE_WAIT_MS;
+      return until <= now ? { send: true } : { send: false, until };
     }
     if (budget.remaining - budget.inFlight > 0) return { send: true };
     // Spent, counting calls in flight: wait for the reset, or for an answer that says otherwise.
@@ -157,6 +175,8 @@ export class RateLimitGovernor {
         resetAt: 0,
         blockedUntil: 0,
         inFlight: 0,
+        exhausted: false,
+        probeSentAt: 0,
         waiters: new Set(),
         timer: undefined,
         timerAt: 0,
