@@ -22,6 +22,9 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'refresh-storm', file: 'refresh-storm.js', nodeArgs: [] },
   { name: 'scheduler-throughput', file: 'scheduler-throughput.js', nodeArgs: [] },
   { name: 'cache-and-queries', file: 'cache-and-queries.js', nodeArgs: ['--expose-gc'] },
+  { name: 'api-client-overhead', file: 'api-client-overhead.js', nodeArgs: [] },
+  { name: 'api-401-storm', file: 'api-401-storm.js', nodeArgs: [] },
+  { name: 'api-rate-governor', file: 'api-rate-governor.js', nodeArgs: [] },
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));

@@ -16,19 +16,30 @@ import {
 } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
+import { setMaxListeners } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import pg from 'pg';
 import {
+  ProcoreApi,
+  ProcoreApiError,
+  ProcoreAuthEvents,
+  ProcoreAuthEventType,
   ProcoreAuthModule,
+  ProcoreClient,
   ProcoreReauthorizationRequiredError,
+  ProcoreScopedClient,
   ProcoreToken,
   ProcoreTokenService,
   TokenRefreshScheduler,
   procoreAuthEntities,
 } from 'nestjs-procore-auth';
 import type {
+  ApiCallsResult,
   CallsResult,
+  GovernorLoadArgs,
+  GovernorLoadResult,
   NaiveStormArgs,
   WorkerCommand,
   WorkerCommands,
@@ -71,6 +82,25 @@ class BenchController {
   @Get('without')
   without() {
     return BODY;
+  }
+
+  /** api-client-overhead: Procore's `/me` through the package's client, as the sample does. */
+  @Get('api/client')
+  apiClient(@ProcoreApi() procore: ProcoreScopedClient) {
+    return procore.get('/rest/v1.0/me');
+  }
+
+  /**
+   * api-client-overhead: the same call by hand, with the token in hand (`@ProcoreToken()`) and
+   * Node's global `fetch`; a non-2xx answer is an error (a 500), as the client's would be.
+   */
+  @Get('api/fetch')
+  async apiFetch(@ProcoreToken() token: string) {
+    const response = await fetch(`${(config as WorkerConfig).procore.url}/rest/v1.0/me`, {
+      headers: { accept: 'application/json', authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) throw new Error(`Procore answered ${response.status}`);
+    return (await response.json()) as unknown;
   }
 }
 
@@ -124,6 +154,7 @@ async function init(cfg: WorkerConfig): Promise<WorkerCommands['init']['result']
 function errorName(error: unknown): string {
   if (error instanceof ProcoreReauthorizationRequiredError)
     return `${error.name}(${error.causeCode})`;
+  if (error instanceof ProcoreApiError) return `${error.name}(${error.status})`;
   return error instanceof Error ? error.name : String(error);
 }
 
@@ -242,6 +273,127 @@ async function naiveStorm(args: NaiveStormArgs): Promise<CallsResult> {
   return { ...result, outcomes, callerTokens };
 }
 
+/** `count` concurrent calls of `client.forOwner(owner).get(path)`, all fired at `startAt`. */
+async function apiStorm({
+  owner,
+  count,
+  startAt,
+  path,
+}: WorkerCommands['apiStorm']['args']): Promise<ApiCallsResult> {
+  const client = (app as INestApplication).get(ProcoreClient);
+  await waitUntil(startAt);
+  let served = 0;
+  const result = await calls(
+    Array.from({ length: count }, () => owner),
+    Infinity,
+    async (o) => {
+      const me = await client.forOwner(o).get<{ id?: unknown }>(path);
+      if (typeof me?.id === 'number') served++;
+      return null;
+    },
+  );
+  return { ...result, served };
+}
+
+/**
+ * api-rate-governor: `callers` concurrent callers for one owner and company, each looping
+ * GET /rest/v1.0/projects?per_page=1 until the duration ends (then whatever still waits for the
+ * budget, or is in flight, is aborted). `library`: through `ProcoreClient.forOwner()` and its
+ * rate-limit governor. `naive`: what a hand-written integration does: the token in hand
+ * (`getAccessToken`), global `fetch`, and a 429 retried at once, `naiveRetries` times, before the
+ * call counts as failed.
+ */
+async function governorLoad(args: GovernorLoadArgs): Promise<GovernorLoadResult> {
+  const nest = app as INestApplication;
+  const apiUrl = (config as WorkerConfig).procore.url;
+  const controller = new AbortController();
+  const { signal } = controller;
+  // Every caller's call (and its wait for the budget) listens to this one signal.
+  setMaxListeners(4 * args.callers, signal);
+  const failures: Record<string, number> = {};
+  const latenciesMs: number[] = [];
+  let served = 0;
+  let stoppedAtEnd = 0;
+  let naive429s = 0;
+  let rateLimitedEvents = 0;
+  const subscription = nest
+    .get(ProcoreAuthEvents)
+    .on(ProcoreAuthEventType.RateLimited)
+    .subscribe(() => rateLimitedEvents++);
+
+  const client = nest.get(ProcoreClient).forOwner(args.owner, { companyId: args.companyId });
+  const query = { per_page: 1, bench_instance: args.instance };
+  const libraryCall = () => client.get<unknown>('/rest/v1.0/projects', { query, signal });
+
+  const tokens = service();
+  const naiveUrl = `${apiUrl}/rest/v1.0/projects?per_page=1&bench_instance=${args.instance}`;
+  const naiveCall = async (): Promise<unknown> => {
+    const token = await tokens.getAccessToken(args.owner);
+    for (let attempt = 0; ; attempt++) {
+      // No abort signal: a naive call is never held, so it ends within one answer of the end.
+      const response = await fetch(naiveUrl, {
+        headers: {
+          accept: 'application/json',
+          authorization: `Bearer ${token}`,
+          'procore-company-id': args.companyId,
+        },
+      });
+      const body = await response.text();
+      if (response.status === 429) {
+        naive429s++;
+        if (attempt < args.naiveRetries) continue;
+        throw Object.assign(new Error('still 429'), {
+          name: `gave up after ${attempt + 1} × 429`,
+        });
+      }
+      if (!response.ok) {
+        throw Object.assign(new Error(body), { name: `HTTP ${response.status}` });
+      }
+      return JSON.parse(body) as unknown;
+    }
+  };
+  const call = args.mode === 'library' ? libraryCall : naiveCall;
+
+  const endAt = args.startAt + args.durationMs;
+  await waitUntil(args.startAt);
+  const stop = setTimeout(() => controller.abort(), Math.max(0, endAt - Date.now()));
+  const startedAt = Date.now();
+  const caller = async () => {
+    while (Date.now() < endAt && !signal.aborted) {
+      const t0 = performance.now();
+      try {
+        const page = await call();
+        if (!Array.isArray(page) || page.length !== 1) throw new Error('not a page of 1');
+        served++;
+        latenciesMs.push(performance.now() - t0);
+      } catch (error) {
+        if (signal.aborted) {
+          stoppedAtEnd++;
+          break;
+        }
+        const name = errorName(error);
+        failures[name] = (failures[name] ?? 0) + 1;
+        // A failure without I/O must not turn the loop into a microtask spin that starves timers.
+        await yieldToLoop();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: args.callers }, caller));
+  const endedAt = Date.now();
+  clearTimeout(stop);
+  subscription.unsubscribe();
+  return {
+    served,
+    failures,
+    stoppedAtEnd,
+    rateLimitedEvents,
+    naive429s,
+    latenciesMs,
+    startedAt,
+    endedAt,
+  };
+}
+
 const handlers: { [C in WorkerCommand]: (args: WorkerCommands[C]['args']) => Promise<unknown> } = {
   init,
   importTokens: async ({ entries, concurrency }) => {
@@ -269,6 +421,8 @@ const handlers: { [C in WorkerCommand]: (args: WorkerCommands[C]['args']) => Pro
     );
   },
   naiveStorm,
+  apiStorm,
+  governorLoad,
   runTick: async ({ startAt }) => {
     const scheduler = (app as INestApplication).get(TokenRefreshScheduler);
     await waitUntil(startAt);
