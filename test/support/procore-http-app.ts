@@ -6,12 +6,14 @@ import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import {
   ProcoreAuthGuard,
+  ProcoreApi,
   ProcoreAuthModule,
   ProcoreToken,
   ProcoreTokenService,
   SkipProcoreAuth,
   procoreAuthEntities,
   type ProcoreAuthModuleOptions,
+  type ProcoreScopedClient,
 } from 'nestjs-procore-auth';
 import type { FakeProcoreServer } from 'nestjs-procore-auth/testing';
 
@@ -60,6 +62,33 @@ function projectsController(fake: FakeProcoreServer) {
     @Get('health')
     health() {
       return { ok: true };
+    }
+
+    /** @ProcoreApi(): the request owner's API client. */
+    @Get('api/me')
+    apiMe(@ProcoreApi() procore: ProcoreScopedClient) {
+      return procore.get('/rest/v1.0/me');
+    }
+
+    /** @ProcoreApi({ serviceAccount: true }): the app's own client-credentials client. */
+    @Get('api/service/me')
+    apiServiceMe(@ProcoreApi({ serviceAccount: true }) procore: ProcoreScopedClient) {
+      return procore.get('/rest/v1.0/me');
+    }
+
+    /** The company from the path; every project through paginate(). */
+    @Get('api/companies/:companyId/projects')
+    async apiProjects(
+      @ProcoreApi({
+        companyId: (req) => (req as { params: Record<string, string> }).params.companyId,
+      })
+      procore: ProcoreScopedClient,
+    ) {
+      const projects: unknown[] = [];
+      for await (const project of procore.paginate('/rest/v1.0/projects', { perPage: 2 })) {
+        projects.push(project);
+      }
+      return { companyId: procore.companyId, projects };
     }
   }
   return ProjectsController;
