@@ -237,8 +237,8 @@ describe('ProcoreClient against the fake Procore API (real PostgreSQL)', () => {
     ]);
   });
 
-  // DEFECT: a call whose 401 recovery fails (refresh answered invalid_grant, or invalid_client for a service account) logs no debug line.
-  it.skip('logs the debug line of a call whose 401 recovery failed', async () => {
+  // Regression: a call whose 401 recovery fails (invalid_grant, or invalid_client for a service account) still logs its line.
+  it('logs the debug line of a call whose 401 recovery failed', async () => {
     const { fake } = harness;
     const app = await boot();
     const owner = await connected(app, 'debug-401');
@@ -1118,6 +1118,41 @@ describe('ProcoreClient against the fake Procore API (real PostgreSQL)', () => {
       cleanups.push(() => http.close());
       return http;
     }
+
+    it('answers API errors raised in a handler: 403 company_disconnected, 429 with Retry-After, 502 procore_error', async () => {
+      const { fake } = harness;
+      const http = await bootHttp();
+      const server = http.app.getHttpServer();
+      const owner = harness.nextOwner(`${platform}-handler-errors`);
+      await connectOwner(http.service, owner);
+
+      fake.disconnectCompany('1001');
+      const disconnected = await request(server)
+        .get('/api/companies/1001/projects')
+        .set('x-user-id', owner)
+        .expect(403);
+      expect(disconnected.body).toMatchObject({ statusCode: 403, reason: 'company_disconnected' });
+      fake.reconnectCompany('1001');
+
+      fake.injectFault({ kind: 'status', status: 404 }, { path: '/rest/v1.0/projects' });
+      const failed = await request(server)
+        .get(`/api/companies/${BIG_ID}/projects`)
+        .set('x-user-id', owner)
+        .expect(502);
+      expect(failed.body).toEqual({
+        statusCode: 502,
+        reason: 'procore_error',
+        message: 'Procore answered an error.',
+        procoreStatus: 404,
+      });
+
+      fake.setRateLimit({ limit: 1, windowSeconds: 600 });
+      fake.resetRateLimits();
+      await request(server).get('/api/me').set('x-user-id', owner).expect(200);
+      const limited = await request(server).get('/api/me').set('x-user-id', owner).expect(429);
+      expect(limited.body).toMatchObject({ statusCode: 429, reason: 'rate_limited' });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(60);
+    });
 
     it("answers /me through the owner's client, and the service account's with { serviceAccount: true }", async () => {
       const { fake } = harness;

@@ -203,7 +203,12 @@ export class ProcoreScopedClient {
       if (status === 401 && !recovered && attempt < MAX_ATTEMPTS) {
         // Procore did not process the call: recover the token once (coalesced), then retry.
         recovered = true;
-        token = await this.holder.recover(token);
+        try {
+          token = await this.holder.recover(token);
+        } catch (error) {
+          this.context.log(method, url, status, startedAt, attempt);
+          throw error;
+        }
         continue;
       }
       if (status === 403 && sendCompany && /not connected to this company/i.test(exchange.body)) {

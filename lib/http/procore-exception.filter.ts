@@ -1,6 +1,7 @@
 import { Catch, HttpException, Inject, Logger, type ArgumentsHost } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreRateLimitedError } from '../errors/procore-rate-limited.error.js';
 import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
 import { toProcoreHttpException } from './procore-http-errors.js';
@@ -21,6 +22,14 @@ export class ProcoreExceptionFilter extends BaseExceptionFilter {
     // GraphQL, microservices: their own error handling applies.
     if (host.getType() !== 'http') throw error;
     const answer = toProcoreHttpException(error, this.routes.authorizePath);
+    if (error instanceof ProcoreRateLimitedError) {
+      const seconds = Math.max(1, Math.ceil((error.retryAt.getTime() - Date.now()) / 1000));
+      this.httpAdapterHost?.httpAdapter.setHeader(
+        host.switchToHttp().getResponse(),
+        'Retry-After',
+        String(seconds),
+      );
+    }
     if (answer instanceof HttpException && answer.getStatus() >= 500) {
       this.logger.error(
         `${error.name} (${error.code}) answered ${answer.getStatus()}: ${error.message}`,

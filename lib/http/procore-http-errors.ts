@@ -1,5 +1,8 @@
 import { HttpException, HttpStatus } from '@nestjs/common';
+import { ProcoreApiError } from '../errors/procore-api.error.js';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { ProcoreCompanyDisconnectedError } from '../errors/procore-company-disconnected.error.js';
+import { ProcoreRateLimitedError } from '../errors/procore-rate-limited.error.js';
 import { ProcoreInvalidCompanyIdError } from '../errors/procore-invalid-company-id.error.js';
 import { ProcoreInvalidOwnerError } from '../errors/procore-invalid-owner.error.js';
 import { ProcoreLockTimeoutError } from '../errors/procore-lock-timeout.error.js';
@@ -77,6 +80,43 @@ export function toProcoreHttpException(error: unknown, authorizePath: string): u
         message: 'Procore could not be reached to refresh the access token: try again shortly.',
       },
       HttpStatus.SERVICE_UNAVAILABLE,
+    );
+  }
+  // Errors of Procore API calls made in a handler (ProcoreExceptionFilter brings them here).
+  if (error instanceof ProcoreRateLimitedError) {
+    return new HttpException(
+      {
+        statusCode: HttpStatus.TOO_MANY_REQUESTS,
+        reason: 'rate_limited',
+        message: "Procore's rate limit for this user is spent: try again after retryAt.",
+        retryAt: error.retryAt.toISOString(),
+      },
+      HttpStatus.TOO_MANY_REQUESTS,
+      { cause: error },
+    );
+  }
+  if (error instanceof ProcoreCompanyDisconnectedError) {
+    return new HttpException(
+      {
+        statusCode: HttpStatus.FORBIDDEN,
+        reason: 'company_disconnected',
+        message:
+          'This Procore company removed the app: an administrator of the company must install it again.',
+      },
+      HttpStatus.FORBIDDEN,
+      { cause: error },
+    );
+  }
+  if (error instanceof ProcoreApiError) {
+    return new HttpException(
+      {
+        statusCode: HttpStatus.BAD_GATEWAY,
+        reason: 'procore_error',
+        message: 'Procore answered an error.',
+        procoreStatus: error.status,
+      },
+      HttpStatus.BAD_GATEWAY,
+      { cause: error },
     );
   }
   if (error instanceof ProcoreStorageError || error instanceof ProcoreShutdownError) {
