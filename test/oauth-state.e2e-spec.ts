@@ -163,6 +163,19 @@ describe('the migrations (real PostgreSQL)', () => {
       );
       expect(definition).toMatch(/procore_auth\.procore_oauth_states.*\(owner_id, created_at\)/);
 
+      // The newest migration (procore_rate_limits) goes first, then this index.
+      const rateLimits = async () =>
+        (
+          (await dataSource.query(
+            `SELECT to_regclass('procore_auth.procore_rate_limits') AS t`,
+          )) as {
+            t: string | null;
+          }[]
+        )[0].t;
+      expect(await rateLimits()).not.toBeNull();
+      await dataSource.undoLastMigration();
+      expect(await rateLimits()).toBeNull();
+      expect(await indexes()).toContain('IDX_procore_oauth_states_owner_id_created_at');
       await dataSource.undoLastMigration();
       expect(await indexes()).not.toContain('IDX_procore_oauth_states_owner_id_created_at');
       expect(await indexes()).toContain('IDX_procore_oauth_states_expires_at');

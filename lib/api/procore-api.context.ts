@@ -8,7 +8,7 @@ import type { RateLimitGovernor } from './rate-limit.governor.js';
 /**
  * Whose token a scoped client sends: an owner's (refreshed through the exactly-once protocol) or a
  * service account's (client credentials). Keys never collide across kinds: owner ids and account
- * names cannot contain U+0000.
+ * names cannot contain control characters such as the U+001F that separates the parts.
  */
 export interface TokenHolder {
   readonly kind: 'owner' | 'serviceAccount';
@@ -32,7 +32,7 @@ export function ownerHolder(
     id: ownerId,
     token,
     recover,
-    rateLimitKey: () => `owner\u0000${ownerId}`,
+    rateLimitKey: () => `owner\u001f${ownerId}`,
   };
 }
 
@@ -46,7 +46,7 @@ export function serviceAccountHolder(
     id: name,
     token,
     recover,
-    rateLimitKey: (companyId) => `account\u0000${name}\u0000${companyId ?? ''}`,
+    rateLimitKey: (companyId) => `account\u001f${name}\u001f${companyId ?? ''}`,
   };
 }
 
@@ -99,7 +99,7 @@ export class CompanyDisconnects {
   }
 
   private key(holder: TokenHolder, companyId: string): string {
-    return `${holder.kind}\u0000${holder.id}\u0000${companyId}`;
+    return `${holder.kind}\u001f${holder.id}\u001f${companyId}`;
   }
 }
 

@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { ProcoreAuthEvents } from '../events/procore-auth.events.js';
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
@@ -15,6 +16,11 @@ import {
 import { ProcoreApiTransport } from './procore-api.transport.js';
 import { ProcoreScopedClient } from './procore-scoped-client.js';
 import { RateLimitGovernor } from './rate-limit.governor.js';
+import { RateLimitLedger } from './rate-limit.ledger.js';
+import type { DataSource } from 'typeorm';
+import { assertStorageReady, dataSourceResolver } from '../storage/data-source.resolver.js';
+import { ProcoreRateLimitEntity } from '../storage/procore-rate-limit.entity.js';
+import { storageErrorCode } from '../storage/storage-errors.js';
 
 /** Options of `forOwner()` / `forServiceAccount()`. */
 export interface ProcoreClientScope {
@@ -30,8 +36,9 @@ export interface ProcoreClientScope {
  * limit instead of firing into 429s, and pages through lists.
  */
 @Injectable()
-export class ProcoreClient {
+export class ProcoreClient implements OnModuleInit {
   private readonly context: ApiContext;
+  private readonly resolveDataSource: (() => DataSource) | undefined;
 
   constructor(
     @Inject(PROCORE_AUTH_OPTIONS) options: ResolvedProcoreAuthOptions,
@@ -39,14 +46,30 @@ export class ProcoreClient {
     private readonly serviceAccounts: ProcoreServiceAccounts,
     transport: ProcoreApiTransport,
     events: ProcoreAuthEvents,
+    moduleRef: ModuleRef,
   ) {
-    this.context = createApiContext({
-      options,
-      transport,
-      governor: new RateLimitGovernor(),
-      events,
-      logger: new Logger('ProcoreApi'),
+    const logger = new Logger('ProcoreApi');
+    this.resolveDataSource =
+      options.api.rateLimitCoordination === 'database'
+        ? dataSourceResolver(options.dataSource, moduleRef)
+        : undefined;
+    const ledger = this.resolveDataSource && new RateLimitLedger(this.resolveDataSource);
+    let ledgerFailing = false;
+    const governor = new RateLimitGovernor(ledger, (error) => {
+      // Once per outage at warn level: the instance goes on with its own view of the budget.
+      const line = `Procore rate-limit ledger unavailable (${storageErrorCode(error)}): this instance goes on with the budget its own answers report.`;
+      if (ledgerFailing) logger.debug(line);
+      else logger.warn(line);
+      ledgerFailing = true;
     });
+    this.context = createApiContext({ options, transport, governor, events, logger });
+  }
+
+  /** With database coordination, fails at bootstrap when `procore_rate_limits` is missing. */
+  async onModuleInit(): Promise<void> {
+    if (this.resolveDataSource) {
+      await assertStorageReady(this.resolveDataSource(), ProcoreRateLimitEntity);
+    }
   }
 
   /** A client sending `ownerId`'s access token. Validates the ids now; fetches no token yet. */

@@ -1,3 +1,5 @@
+import type { RateLimitLedger } from './rate-limit.ledger.js';
+
 /** What Procore said about a token holder's budget in one answer. */
 export interface ProcoreRateLimitState {
   /** `X-Rate-Limit-Limit`: calls allowed in the window that is closer to running out. */
@@ -20,6 +22,14 @@ interface Budget {
   exhausted: boolean;
   /** When the call that will tell an unknown budget was sent. */
   probeSentAt: number;
+  /** Calls reserved from the shared ledger for the window `grantWindow`, not sent yet. */
+  granted: number;
+  grantWindow: number;
+  reserving: Promise<void> | undefined;
+  /** The ledger failed on the last try: this instance goes on alone. */
+  ledgerDown: boolean;
+  /** Answers seen (to correct the ledger now and then). */
+  answers: number;
   /** Callers waiting for an answer or a reset; woken to re-check. */
   waiters: Set<() => void>;
   timer: NodeJS.Timeout | undefined;
@@ -54,7 +64,13 @@ export class RateLimitWaitExceeded extends Error {
 export class RateLimitGovernor {
   private readonly budgets = new Map<string, Budget>();
 
-  constructor(private readonly maxHolders = 10_000) {}
+  constructor(
+    /** The budget shared with the app's other instances; none: this instance's answers only. */
+    private readonly ledger?: RateLimitLedger,
+    /** A ledger failure (the database): the governor goes on with what this instance knows. */
+    private readonly onLedgerError: (error: unknown) => void = () => undefined,
+    private readonly maxHolders = 10_000,
+  ) {}
 
   /** Waits until a call of `holder` may be sent (then counts it in flight) or throws. */
   async acquire(holder: string, deadline: number, signal?: AbortSignal): Promise<void> {
@@ -63,6 +79,13 @@ export class RateLimitGovernor {
       signal?.throwIfAborted();
       const verdict = this.verdict(budget, Date.now());
       if (verdict.send) {
+        if (
+          this.ledger &&
+          this.known(budget, Date.now()) &&
+          !(await this.reserved(holder, budget))
+        ) {
+          continue; // the shared budget is spent (or being reserved): check again
+        }
         budget.inFlight++;
         return;
       }
@@ -73,6 +96,59 @@ export class RateLimitGovernor {
       if (Date.now() > deadline && !this.verdict(budget, Date.now()).send) {
         throw new RateLimitWaitExceeded(verdict.until ?? deadline);
       }
+    }
+  }
+
+  /** Whether the current window's budget is known (an answer of this window told it). */
+  private known(budget: Budget, now: number): boolean {
+    return budget.remaining !== undefined && budget.resetAt > now;
+  }
+
+  /**
+   * Takes one call from this instance's share of the shared budget, reserving more from the
+   * ledger when the share is empty (in chunks while the budget is large). False when the ledger
+   * says the window is spent: the budget is marked so, and the caller waits for the reset.
+   */
+  private async reserved(holder: string, budget: Budget): Promise<boolean> {
+    if (budget.granted > 0 && budget.grantWindow === budget.resetAt) {
+      budget.granted--;
+      return true;
+    }
+    budget.reserving ??= this.reserveChunk(holder, budget).finally(() => {
+      budget.reserving = undefined;
+    });
+    await budget.reserving;
+    if (budget.granted > 0 && budget.grantWindow === budget.resetAt) {
+      budget.granted--;
+      return true;
+    }
+    return budget.ledgerDown;
+  }
+
+  private async reserveChunk(holder: string, budget: Budget): Promise<void> {
+    const remaining = budget.remaining ?? 0;
+    // Near the end of a window, one call at a time, so no instance sits on calls others could send.
+    const want = remaining < 200 ? 1 : Math.min(50, Math.floor(remaining / 20));
+    try {
+      const grant = await (this.ledger as RateLimitLedger).reserve(holder, want);
+      budget.ledgerDown = false;
+      if (grant === undefined) {
+        // The ledger does not know this window yet: the answer of a call sent now will tell it.
+        budget.granted = 1;
+        budget.grantWindow = budget.resetAt;
+        return;
+      }
+      if (grant.granted > 0) {
+        budget.granted = grant.granted;
+        budget.grantWindow = budget.resetAt;
+        return;
+      }
+      budget.remaining = 0;
+      budget.exhausted = true;
+      budget.resetAt = Math.max(budget.resetAt, grant.resetAt ?? 0);
+    } catch (error) {
+      budget.ledgerDown = true;
+      this.onLedgerError(error);
     }
   }
 
@@ -94,16 +170,40 @@ export class RateLimitGovernor {
         sameWindow && budget.remaining !== undefined
           ? Math.min(budget.remaining, state.remaining)
           : state.remaining;
+      if (!sameWindow) budget.granted = 0;
       budget.resetAt = resetAt;
       budget.exhausted = budget.remaining <= 0;
+      this.share(holder, budget, !sameWindow, state.remaining, resetAt);
     }
     if (rateLimited) {
       budget.blockedUntil = Math.max(budget.blockedUntil, rateLimited.retryAt);
       budget.remaining = 0;
       budget.resetAt = Math.max(budget.resetAt, rateLimited.retryAt);
       budget.exhausted = true;
+      budget.granted = 0;
+      this.share(holder, budget, true, 0, budget.resetAt);
     }
     this.wake(budget);
+  }
+
+  /**
+   * Tells the ledger what an answer said: a new window, a 429, and every answer near the end of a
+   * window (where precision matters); a large budget is corrected every 50th answer only, so the
+   * hot path does not write on every call.
+   */
+  private share(
+    holder: string,
+    budget: Budget,
+    changed: boolean,
+    remaining: number,
+    resetAt: number,
+  ): void {
+    if (!this.ledger) return;
+    budget.answers++;
+    if (!changed && remaining >= 200 && budget.answers % 50 !== 0) return;
+    this.ledger.observe(holder, remaining, resetAt).catch((error: unknown) => {
+      this.onLedgerError(error);
+    });
   }
 
   /** Until when calls of `holder` are held, if they are (for `ProcoreRateLimitedError`). */
@@ -177,6 +277,11 @@ export class RateLimitGovernor {
         inFlight: 0,
         exhausted: false,
         probeSentAt: 0,
+        granted: 0,
+        grantWindow: 0,
+        reserving: undefined,
+        ledgerDown: false,
+        answers: 0,
         waiters: new Set(),
         timer: undefined,
         timerAt: 0,

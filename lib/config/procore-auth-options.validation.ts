@@ -41,6 +41,7 @@ class ApiOptionsSchema {
   @IsOptional() @IsInt() @Min(0) companyDisconnectBackoffSeconds?: number;
   @IsOptional() @IsInt() @Min(1024) maxResponseBytes?: number;
   @IsOptional() @IsInt() @Min(1) @Max(1024) connections?: number;
+  @IsOptional() @IsIn(['database', 'instance']) rateLimitCoordination?: string;
 }
 
 class SchedulerOptionsSchema {

@@ -43,6 +43,7 @@ export interface ResolvedProcoreAuthOptions {
     companyDisconnectBackoffSeconds: number;
     maxResponseBytes: number;
     connections: number;
+    rateLimitCoordination: 'database' | 'instance';
   };
   scheduler: {
     enabled: boolean;
@@ -125,6 +126,7 @@ export function resolveProcoreAuthOptions(
       companyDisconnectBackoffSeconds: raw.api?.companyDisconnectBackoffSeconds ?? 300,
       maxResponseBytes: raw.api?.maxResponseBytes ?? 32 * 1024 * 1024,
       connections: raw.api?.connections ?? 64,
+      rateLimitCoordination: raw.api?.rateLimitCoordination ?? 'database',
     },
     scheduler: {
       enabled: raw.scheduler?.enabled ?? true,

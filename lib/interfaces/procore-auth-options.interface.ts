@@ -50,6 +50,14 @@ export interface ProcoreApiOptions {
   maxResponseBytes?: number;
   /** Keep-alive connections to the API host per instance. Default `64`. */
   connections?: number;
+  /**
+   * How instances share Procore's rate limit (it is per token, not per instance):
+   * `'database'` reserves calls from a row per token holder in `procore_rate_limits` (the
+   * package's own database; in chunks while the budget is large, one at a time near its end);
+   * `'instance'` lets each instance spend what its own answers report (fine for one instance).
+   * Default `'database'`.
+   */
+  rateLimitCoordination?: 'database' | 'instance';
 }
 
 /** The scheduled refresh job. */

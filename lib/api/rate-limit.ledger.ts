@@ -1,0 +1,80 @@
+import type { DataSource } from 'typeorm';
+import { ProcoreRateLimitEntity } from '../storage/procore-rate-limit.entity.js';
+
+/** What a reservation got: calls granted now, and the window they belong to. */
+export interface LedgerGrant {
+  /** Calls this instance may send now (0: the window is spent, or unknown). */
+  granted: number;
+  /** The window's reset (epoch ms), when the ledger knows the window. */
+  resetAt: number | undefined;
+}
+
+/**
+ * Procore's rate-limit budget shared by the app's instances, in PostgreSQL (`procore_rate_limits`,
+ * the database the package already uses: no new infrastructure). Each instance reserves calls
+ * from a holder's row before sending them — in chunks while the budget is large, one at a time
+ * near its end — and every answer's `X-Rate-Limit-*` headers correct the row. Without it each
+ * instance would spend the whole budget its own answers report, and N instances would fire N
+ * times the budget into 429s at every reset (measured in bench/api-rate-governor).
+ */
+export class RateLimitLedger {
+  constructor(private readonly resolveDataSource: () => DataSource) {}
+
+  /** Reserves up to `want` calls of the holder's current window (one statement, row-locked). */
+  async reserve(holderKey: string, want: number): Promise<LedgerGrant | undefined> {
+    const table = this.table;
+    const result: unknown = await this.dataSource.query(
+      `WITH current AS (
+         SELECT holder_key, remaining, window_reset FROM ${table}
+          WHERE holder_key = $1 AND window_reset > now()
+          FOR UPDATE)
+       UPDATE ${table} AS t
+          SET remaining = t.remaining - LEAST(current.remaining, $2), updated_at = now()
+         FROM current
+        WHERE t.holder_key = current.holder_key
+       RETURNING LEAST(current.remaining, $2) AS granted, t.window_reset AS reset`,
+      [holderKey, want],
+    );
+    const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
+      granted: number;
+      reset: Date;
+    }[];
+    const row = rows[0];
+    // No row, or its window is over: the budget is unknown until an answer tells.
+    if (!row) return undefined;
+    return { granted: Number(row.granted), resetAt: new Date(row.reset).getTime() };
+  }
+
+  /**
+   * Records what an answer said. A later window replaces the row; within one window the row only
+   * ever goes down (answers of calls sent earlier may arrive later and report more).
+   */
+  async observe(holderKey: string, remaining: number, resetAt: number): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO ${this.table} AS t (holder_key, window_reset, remaining, updated_at)
+       VALUES ($1, $2, $3, now())
+       ON CONFLICT (holder_key) DO UPDATE SET
+         remaining = CASE
+           WHEN t.window_reset <= now() OR EXCLUDED.window_reset > t.window_reset + interval '1 second'
+             THEN EXCLUDED.remaining
+           ELSE LEAST(t.remaining, EXCLUDED.remaining) END,
+         window_reset = CASE
+           WHEN t.window_reset <= now() THEN EXCLUDED.window_reset
+           ELSE GREATEST(t.window_reset, EXCLUDED.window_reset) END,
+         updated_at = now()`,
+      [holderKey, new Date(resetAt), Math.max(0, Math.floor(remaining))],
+    );
+  }
+
+  private get dataSource(): DataSource {
+    return this.resolveDataSource();
+  }
+
+  private get table(): string {
+    return this.dataSource
+      .getMetadata(ProcoreRateLimitEntity)
+      .tablePath.split('.')
+      .map((part) => `"${part.replace(/"/g, '""')}"`)
+      .join('.');
+  }
+}
