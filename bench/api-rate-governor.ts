@@ -96,6 +96,59 @@ function windowsOf(log: readonly FakeProcoreApiRequest[]): Window[] {
   return windows;
 }
 
+interface CallerStreaks {
+  /** Answers to a caller that followed a 429 to the same caller, and how many were 429 again. */
+  after429: number;
+  after429Again: number;
+  /** Answers that followed a served call of the same caller, and how many were 429. */
+  afterServed: number;
+  afterServed429: number;
+  /** The longest run of consecutive 429s one caller received. */
+  longest429Run: number;
+  /** Runs of 3 or more consecutive 429s (with a 30 s wait, the third one ends a GET). */
+  runsOf3: number;
+}
+
+/**
+ * Who gets the 429s: each caller has one call outstanding at a time, so its answers in the log
+ * are its calls' attempts in order. Compares the chance of a 429 after a 429 with that after a
+ * served call.
+ */
+function callerStreaks(log: readonly FakeProcoreApiRequest[]): CallerStreaks {
+  const byCaller = new Map<string, number[]>();
+  for (const entry of log) {
+    if (entry.status !== 200 && entry.status !== 429) continue;
+    const key = `${entry.query['bench_instance']}/${entry.query['bench_caller']}`;
+    let statuses = byCaller.get(key);
+    if (!statuses) byCaller.set(key, (statuses = []));
+    statuses.push(entry.status);
+  }
+  const streaks: CallerStreaks = {
+    after429: 0,
+    after429Again: 0,
+    afterServed: 0,
+    afterServed429: 0,
+    longest429Run: 0,
+    runsOf3: 0,
+  };
+  for (const statuses of byCaller.values()) {
+    let run = 0;
+    statuses.forEach((status, i) => {
+      if (i > 0 && statuses[i - 1] === 429) {
+        streaks.after429++;
+        if (status === 429) streaks.after429Again++;
+      } else if (i > 0) {
+        streaks.afterServed++;
+        if (status === 429) streaks.afterServed429++;
+      }
+      run = status === 429 ? run + 1 : 0;
+      if (run === 3) streaks.runsOf3++;
+      streaks.longest429Run = Math.max(streaks.longest429Run, run);
+    });
+  }
+  return streaks;
+}
+
 function sumErrors(results: readonly GovernorLoadResult[]): Record<string, number> {
   const errors: Record<string, number> = {};
   for (const result of results) {
@@ -223,6 +276,9 @@ async function main(): Promise<void> {
       const perWindowSent = fullWindows.map((w) => w.served + w.rateLimited);
       const sentByInstance = (i: number) => mean(fullWindows.map((w) => w.sentBy[i]));
       const latePerWindow = libWindows.slice(1).map((w) => w.lateMs);
+      const streaks = callerStreaks(library.log);
+      const again429 = streaks.after429Again / Math.max(1, streaks.after429);
+      const first429 = streaks.afterServed429 / Math.max(1, streaks.afterServed);
 
       // Naive (counters: the log keeps the last 100,000 calls only).
       const naiveServedClient = total(naive.results.map((r) => r.served));
@@ -271,6 +327,10 @@ async function main(): Promise<void> {
             ).join('; ') + ' on average',
           ],
           [
+            'library: who gets the 429s',
+            `after a 429 the same caller's next attempt is 429 again in ${pct(again429)} (${streaks.after429Again}/${streaks.after429}); after a served call, in ${pct(first429)} (${streaks.afterServed429}/${streaks.afterServed}); longest run of 429s for one caller ${streaks.longest429Run}, runs of ≥ 3: ${streaks.runsOf3}`,
+          ],
+          [
             'naive: calls served',
             `${naiveServed} of ${capacity} = ${fmt(naiveServed / capacity, 3)}  (callers got ${naiveServedClient} pages)`,
           ],
@@ -310,6 +370,10 @@ async function main(): Promise<void> {
         libMean429PerWindow: mean(perWindow429),
         libMeanSentPerWindow: mean(perWindowSent),
         libMeanWindowLateMs: mean(latePerWindow),
+        lib429After429Share: again429,
+        lib429AfterServedShare: first429,
+        libLongest429Run: streaks.longest429Run,
+        lib429RunsOf3: streaks.runsOf3,
         naiveServed,
         naiveServedRatio: naiveServed / capacity,
         naiveSent: naive.sent,

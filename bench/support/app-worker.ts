@@ -322,16 +322,20 @@ async function governorLoad(args: GovernorLoadArgs): Promise<GovernorLoadResult>
     .subscribe(() => rateLimitedEvents++);
 
   const client = nest.get(ProcoreClient).forOwner(args.owner, { companyId: args.companyId });
-  const query = { per_page: 1, bench_instance: args.instance };
-  const libraryCall = () => client.get<unknown>('/rest/v1.0/projects', { query, signal });
+  // The tags tell the fake's log which instance and caller sent a call; the fake ignores them.
+  const libraryCall = (caller: number) =>
+    client.get<unknown>('/rest/v1.0/projects', {
+      query: { per_page: 1, bench_instance: args.instance, bench_caller: caller },
+      signal,
+    });
 
   const tokens = service();
   const naiveUrl = `${apiUrl}/rest/v1.0/projects?per_page=1&bench_instance=${args.instance}`;
-  const naiveCall = async (): Promise<unknown> => {
+  const naiveCall = async (caller: number): Promise<unknown> => {
     const token = await tokens.getAccessToken(args.owner);
     for (let attempt = 0; ; attempt++) {
       // No abort signal: a naive call is never held, so it ends within one answer of the end.
-      const response = await fetch(naiveUrl, {
+      const response = await fetch(`${naiveUrl}&bench_caller=${caller}`, {
         headers: {
           accept: 'application/json',
           authorization: `Bearer ${token}`,
@@ -358,11 +362,11 @@ async function governorLoad(args: GovernorLoadArgs): Promise<GovernorLoadResult>
   await waitUntil(args.startAt);
   const stop = setTimeout(() => controller.abort(), Math.max(0, endAt - Date.now()));
   const startedAt = Date.now();
-  const caller = async () => {
+  const caller = async (index: number) => {
     while (Date.now() < endAt && !signal.aborted) {
       const t0 = performance.now();
       try {
-        const page = await call();
+        const page = await call(index);
         if (!Array.isArray(page) || page.length !== 1) throw new Error('not a page of 1');
         served++;
         latenciesMs.push(performance.now() - t0);
@@ -378,7 +382,7 @@ async function governorLoad(args: GovernorLoadArgs): Promise<GovernorLoadResult>
       }
     }
   };
-  await Promise.all(Array.from({ length: args.callers }, caller));
+  await Promise.all(Array.from({ length: args.callers }, (_, index) => caller(index)));
   const endedAt = Date.now();
   clearTimeout(stop);
   subscription.unsubscribe();
