@@ -79,12 +79,8 @@ export class RateLimitGovernor {
       signal?.throwIfAborted();
       const verdict = this.verdict(budget, Date.now());
       if (verdict.send) {
-        if (
-          this.ledger &&
-          this.known(budget, Date.now()) &&
-          !(await this.reserved(holder, budget))
-        ) {
-          continue; // the shared budget is spent (or being reserved): check again
+        if (this.ledger && !(await this.reserved(holder, budget))) {
+          continue; // the shared budget is spent: check again (the verdict now waits)
         }
         budget.inFlight++;
         return;
@@ -130,13 +126,35 @@ export class RateLimitGovernor {
     // Near the end of a window, one call at a time, so no instance sits on calls others could send.
     const want = remaining < 200 ? 1 : Math.min(50, Math.floor(remaining / 20));
     try {
-      const grant = await (this.ledger as RateLimitLedger).reserve(holder, want);
+      const ledger = this.ledger as RateLimitLedger;
+      let grant = await ledger.reserve(holder, want);
+      if (grant === undefined && this.known(budget, Date.now())) {
+        // This instance knows the window and the ledger not yet (its answer's write is on the
+        // way): write it now, then reserve from it, so no call goes out unaccounted.
+        await ledger.observe(holder, budget.remaining as number, budget.resetAt);
+        grant = await ledger.reserve(holder, want);
+      }
+      if (grant === undefined) {
+        // Nobody knows this window yet: one call, of one instance, goes to find out.
+        if (await ledger.claimProbe(holder, PROBE_WAIT_MS)) {
+          budget.ledgerDown = false;
+          budget.granted = 1;
+          budget.grantWindow = budget.resetAt;
+          return;
+        }
+        grant = await ledger.reserve(holder, want);
+      }
       budget.ledgerDown = false;
       if (grant === undefined) {
-        // The ledger does not know this window yet: the answer of a call sent now will tell it.
         budget.granted = 1;
         budget.grantWindow = budget.resetAt;
         return;
+      }
+      if (!this.known(budget, Date.now()) && grant.resetAt !== undefined) {
+        // Another instance learned the new window: adopt it instead of probing Procore.
+        budget.resetAt = grant.resetAt;
+        budget.remaining = grant.granted;
+        budget.exhausted = grant.granted === 0;
       }
       if (grant.granted > 0) {
         budget.granted = grant.granted;

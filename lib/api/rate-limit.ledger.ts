@@ -29,10 +29,10 @@ export class RateLimitLedger {
           WHERE holder_key = $1 AND window_reset > now()
           FOR UPDATE)
        UPDATE ${table} AS t
-          SET remaining = t.remaining - LEAST(current.remaining, $2), updated_at = now()
+          SET remaining = t.remaining - GREATEST(LEAST(current.remaining, $2), 0), updated_at = now()
          FROM current
         WHERE t.holder_key = current.holder_key
-       RETURNING LEAST(current.remaining, $2) AS granted, t.window_reset AS reset`,
+       RETURNING GREATEST(LEAST(current.remaining, $2), 0) AS granted, t.window_reset AS reset`,
       [holderKey, want],
     );
     const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
@@ -46,6 +46,28 @@ export class RateLimitLedger {
   }
 
   /**
+   * Nobody knows the holder's current window: claims the one call that will tell it, for
+   * `leaseMs` (a row with `remaining` -1 that others read as "wait"). False when another instance
+   * holds the claim or already knows the window. Without it every instance would send its own
+   * first call into a new window, unaccounted.
+   */
+  async claimProbe(holderKey: string, leaseMs: number): Promise<boolean> {
+    const result: unknown = await this.dataSource.query(
+      `INSERT INTO ${this.table} AS t (holder_key, window_reset, remaining, updated_at)
+       VALUES ($1, now() + make_interval(secs => $2::float8 / 1000), -1, now())
+       ON CONFLICT (holder_key) DO UPDATE
+         SET window_reset = EXCLUDED.window_reset, remaining = -1, updated_at = now()
+         WHERE t.window_reset <= now()
+       RETURNING holder_key`,
+      [holderKey, leaseMs],
+    );
+    const rows = (
+      Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result
+    ) as unknown[];
+    return rows.length > 0;
+  }
+
+  /**
    * Records what an answer said. A later window replaces the row; within one window the row only
    * ever goes down (answers of calls sent earlier may arrive later and report more).
    */
@@ -55,11 +77,12 @@ export class RateLimitLedger {
        VALUES ($1, $2, $3, now())
        ON CONFLICT (holder_key) DO UPDATE SET
          remaining = CASE
-           WHEN t.window_reset <= now() OR EXCLUDED.window_reset > t.window_reset + interval '1 second'
+           WHEN t.remaining < 0 OR t.window_reset <= now()
+                OR EXCLUDED.window_reset > t.window_reset + interval '1 second'
              THEN EXCLUDED.remaining
            ELSE LEAST(t.remaining, EXCLUDED.remaining) END,
          window_reset = CASE
-           WHEN t.window_reset <= now() THEN EXCLUDED.window_reset
+           WHEN t.remaining < 0 OR t.window_reset <= now() THEN EXCLUDED.window_reset
            ELSE GREATEST(t.window_reset, EXCLUDED.window_reset) END,
          updated_at = now()`,
       [holderKey, new Date(resetAt), Math.max(0, Math.floor(remaining))],
