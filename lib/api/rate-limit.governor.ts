@@ -79,7 +79,11 @@ export class RateLimitGovernor {
       signal?.throwIfAborted();
       const verdict = this.verdict(budget, Date.now());
       if (verdict.send) {
-        if (this.ledger && !(await this.reserved(holder, budget))) {
+        // The shared budget is consulted once the window is known, or when a window that ran out
+        // resets (so instances do not all rush into it); a holder never seen limited, or whose
+        // answers carry no rate-limit headers, is not held back by it.
+        const shared = this.ledger && (this.known(budget, Date.now()) || budget.exhausted);
+        if (shared && !(await this.reserved(holder, budget))) {
           continue; // the shared budget is spent: check again (the verdict now waits)
         }
         budget.inFlight++;
@@ -128,7 +132,7 @@ export class RateLimitGovernor {
     try {
       const ledger = this.ledger as RateLimitLedger;
       let grant = await ledger.reserve(holder, want);
-      if (grant === undefined && this.known(budget, Date.now())) {
+      if ((grant === undefined || grant.probing) && this.known(budget, Date.now())) {
         // This instance knows the window and the ledger not yet (its answer's write is on the
         // way): write it now, then reserve from it, so no call goes out unaccounted.
         await ledger.observe(holder, budget.remaining as number, budget.resetAt);
@@ -148,6 +152,14 @@ export class RateLimitGovernor {
       if (grant === undefined) {
         budget.granted = 1;
         budget.grantWindow = budget.resetAt;
+        return;
+      }
+      if (grant.probing) {
+        // Another instance's call is finding out the window: wait for it (its claim is short).
+        budget.blockedUntil = Math.max(
+          budget.blockedUntil,
+          Math.min(grant.resetAt ?? 0, Date.now() + PROBE_WAIT_MS),
+        );
         return;
       }
       if (!this.known(budget, Date.now()) && grant.resetAt !== undefined) {
@@ -179,7 +191,7 @@ export class RateLimitGovernor {
     const budget = this.budget(holder);
     budget.inFlight = Math.max(0, budget.inFlight - 1);
     const now = Date.now();
-    if (state?.remaining !== undefined && state.resetAt !== undefined) {
+    if (!rateLimited && state?.remaining !== undefined && state.resetAt !== undefined) {
       const resetAt = state.resetAt.getTime();
       // A new window replaces the old budget; within one window answers only ever lower it
       // (answers of calls sent earlier may arrive later and report more).
@@ -195,11 +207,15 @@ export class RateLimitGovernor {
     }
     if (rateLimited) {
       budget.blockedUntil = Math.max(budget.blockedUntil, rateLimited.retryAt);
+      // Procore says when to call again (Retry-After, else the reset): until then nothing is sent;
+      // then one call finds out the budget.
       budget.remaining = 0;
-      budget.resetAt = Math.max(budget.resetAt, rateLimited.retryAt);
+      budget.resetAt = rateLimited.retryAt;
       budget.exhausted = true;
       budget.granted = 0;
-      this.share(holder, budget, true, 0, budget.resetAt);
+      this.ledger?.rateLimited(holder, rateLimited.retryAt).catch((error: unknown) => {
+        this.onLedgerError(error);
+      });
     }
     this.wake(budget);
   }

@@ -7,6 +7,8 @@ export interface LedgerGrant {
   granted: number;
   /** The window's reset (epoch ms), when the ledger knows the window. */
   resetAt: number | undefined;
+  /** Another instance's call is finding out the window (`resetAt`: when that claim lapses). */
+  probing: boolean;
 }
 
 /**
@@ -32,17 +34,23 @@ export class RateLimitLedger {
           SET remaining = t.remaining - GREATEST(LEAST(current.remaining, $2), 0), updated_at = now()
          FROM current
         WHERE t.holder_key = current.holder_key
-       RETURNING GREATEST(LEAST(current.remaining, $2), 0) AS granted, t.window_reset AS reset`,
+       RETURNING GREATEST(LEAST(current.remaining, $2), 0) AS granted, t.window_reset AS reset,
+                 current.remaining < 0 AS probing`,
       [holderKey, want],
     );
     const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
       granted: number;
       reset: Date;
+      probing: boolean;
     }[];
     const row = rows[0];
     // No row, or its window is over: the budget is unknown until an answer tells.
     if (!row) return undefined;
-    return { granted: Number(row.granted), resetAt: new Date(row.reset).getTime() };
+    return {
+      granted: Number(row.granted),
+      resetAt: new Date(row.reset).getTime(),
+      probing: row.probing === true,
+    };
   }
 
   /**
@@ -65,6 +73,16 @@ export class RateLimitLedger {
       Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result
     ) as unknown[];
     return rows.length > 0;
+  }
+
+  /** Procore answered 429: no instance calls for this holder before `retryAt`. */
+  async rateLimited(holderKey: string, retryAt: number): Promise<void> {
+    await this.dataSource.query(
+      `INSERT INTO ${this.table} AS t (holder_key, window_reset, remaining, updated_at)
+       VALUES ($1, $2, 0, now())
+       ON CONFLICT (holder_key) DO UPDATE SET window_reset = $2, remaining = 0, updated_at = now()`,
+      [holderKey, new Date(retryAt)],
+    );
   }
 
   /**
