@@ -1,29 +1,33 @@
 /**
  * api-rate-governor: does each instance's rate-limit governor, learning Procore's budget from the
  * `X-Rate-Limit-*` headers of its own answers, keep a deployment of several instances out of
- * 429s, or must instances coordinate (e.g. through PostgreSQL)?
+ * 429s, or must instances coordinate? The package answers with `api.rateLimitCoordination`:
+ * `'database'` (default: a shared budget per token holder in PostgreSQL, `procore_rate_limits`)
+ * or `'instance'` (each instance on its own answers). This benchmark measures both, and a naive
+ * client, in one run.
  *
- * 3 app instances (separate processes) × 30 concurrent callers, all for ONE owner (one token),
- * each caller looping `client.forOwner(owner, { companyId: '1001' }).get('/rest/v1.0/projects',
- * { query: { per_page: 1 } })` for `BENCH_GOVERNOR_DURATION_S` (60) seconds. The fake allows 50
- * calls per 10-second spike window per token (beside Procore's hourly 3,600), answers 429 without
- * `Retry-After` (as Procore does: `X-Rate-Limit-Reset` says when), and answers every call after
- * `BENCH_GOVERNOR_API_LATENCY_MS` (50) ms. `api.maxRateLimitWaitMs` is
+ * Each phase: 3 app instances (separate processes) × 30 concurrent callers, all for ONE owner
+ * (one token), each caller looping `client.forOwner(owner, { companyId: '1001' })
+ * .get('/rest/v1.0/projects', { query: { per_page: 1 } })` for `BENCH_GOVERNOR_DURATION_S` (60)
+ * seconds. The fake allows 50 calls per 10-second spike window per token (beside Procore's hourly
+ * 3,600), answers 429 without `Retry-After` (as Procore does: `X-Rate-Limit-Reset` says when), and
+ * answers every call after `BENCH_GOVERNOR_API_LATENCY_MS` (50) ms. `api.maxRateLimitWaitMs` is
  * `BENCH_GOVERNOR_MAX_WAIT_S` (30) s: a GET held longer than that fails with
  * `ProcoreRateLimitedError`. At the end, calls still waiting for the budget are aborted.
  *
- * Then, in the same run, a naive client with the same callers: the token in hand, global `fetch`,
- * a 429 retried at once up to 3 times before the call counts as failed (as a hand-written
- * integration does), against a fresh budget for another owner.
+ * The naive phase has the same callers: the token in hand, global `fetch`, a 429 retried at once
+ * up to 3 times before the call counts as failed (as a hand-written integration does).
+ * `BENCH_GOVERNOR_MODES` (`database,instance,naive`) picks the phases. Each phase has fresh
+ * instances, its own owner (token) and a fresh budget at the fake.
  *
- * Each call carries `bench_instance=<i>` in its query, so the fake's request log says which
- * instance sent it; the windows are rebuilt from that log for the analysis.
+ * Each call carries `bench_instance=<i>&bench_caller=<n>` in its query (the fake ignores them),
+ * so the fake's request log says who sent it; the windows are rebuilt from that log.
  */
 import { FakeProcoreServer, type FakeProcoreApiRequest } from 'nestjs-procore-auth/testing';
 import { createBenchDatabase } from './support/database.js';
 import { runBenchmark, withCleanup } from './support/main.js';
 import { generateEncryptionKey, workerConfig } from './support/procore.js';
-import type { GovernorLoadArgs, GovernorLoadResult } from './support/protocol.js';
+import type { GovernorLoadResult } from './support/protocol.js';
 import { fmt, mean, ms, percentile, printBlock, recordFigures } from './support/stats.js';
 import { closeAll, startWorkers, type AppWorker } from './support/worker-client.js';
 
@@ -35,13 +39,21 @@ const LIMIT = 50;
 const WINDOW_S = 10;
 const COMPANY_ID = '1001';
 const MAX_RATE_LIMIT_WAIT_MS = Number(process.env['BENCH_GOVERNOR_MAX_WAIT_S'] ?? 30) * 1000;
-/** Prints the library phase's calls, as the fake logged them, on stderr. */
+/** Prints the library phases' calls, as the fake logged them, on stderr. */
 const TRACE = Boolean(process.env['BENCH_GOVERNOR_TRACE']);
+const MODES = ['database', 'instance', 'naive'] as const;
+type Mode = (typeof MODES)[number];
+const SELECTED: Mode[] = (process.env['BENCH_GOVERNOR_MODES'] ?? MODES.join(','))
+  .split(',')
+  .map((mode) => {
+    if (!(MODES as readonly string[]).includes(mode)) throw new Error(`unknown mode ${mode}`);
+    return mode as Mode;
+  });
 const NAIVE_RETRIES = 3;
 const POOL_SIZE = 10;
 
 interface Phase {
-  mode: GovernorLoadArgs['mode'];
+  mode: Mode;
   startAt: number;
   durationMs: number;
   results: GovernorLoadResult[];
@@ -166,51 +178,56 @@ async function main(): Promise<void> {
   const database = await createBenchDatabase('api_rate_governor');
   const fake = await FakeProcoreServer.start();
   const encryptionKey = generateEncryptionKey();
+  const spikeLimit = {
+    limit: 3600,
+    windowSeconds: 3600,
+    spikeLimit: LIMIT,
+    spikeWindowSeconds: WINDOW_S,
+  };
   let workers: AppWorker[] = [];
   await withCleanup(
     async () => {
-      workers = await startWorkers(INSTANCES, (i) =>
-        workerConfig({
-          label: `instance-${i}`,
-          databaseUrl: database.url,
-          fake,
-          encryptionKey,
-          poolSize: POOL_SIZE,
-          options: {
-            scheduler: { enabled: false },
-            api: { maxRateLimitWaitMs: MAX_RATE_LIMIT_WAIT_MS },
-          },
-        }),
-      );
-
-      // Warm-up (JIT, HTTP connections) on another owner, before any limit applies to the run.
-      await workers[0].call('importTokens', {
-        entries: [['warm-up', fake.issueTokens()]],
-        concurrency: 1,
-      });
-      await Promise.all(
-        workers.map((w) =>
-          w.call('apiStorm', { owner: 'warm-up', count: 60, startAt: 0, path: '/rest/v1.0/me' }),
-        ),
-      );
-
-      fake.setRateLimit({
-        limit: 3600,
-        windowSeconds: 3600,
-        spikeLimit: LIMIT,
-        spikeWindowSeconds: WINDOW_S,
-      });
-      fake.apiLatencyMs = API_LATENCY_MS;
-
-      const run = async (mode: GovernorLoadArgs['mode'], owner: string): Promise<Phase> => {
+      /** One phase on fresh instances, for a fresh owner with a fresh budget at the fake. */
+      const run = async (mode: Mode): Promise<Phase> => {
+        workers = await startWorkers(INSTANCES, (i) =>
+          workerConfig({
+            label: `${mode}-instance-${i}`,
+            databaseUrl: database.url,
+            fake,
+            encryptionKey,
+            poolSize: POOL_SIZE,
+            options: {
+              scheduler: { enabled: false },
+              api: {
+                maxRateLimitWaitMs: MAX_RATE_LIMIT_WAIT_MS,
+                rateLimitCoordination: mode === 'instance' ? 'instance' : 'database',
+              },
+            },
+          }),
+        );
+        // Warm-up (JIT, HTTP connections) on another owner, with no limit in the way.
+        fake.setRateLimit({ limit: 1_000_000, windowSeconds: 3600 });
+        fake.apiLatencyMs = 0;
+        const warmUp = `warm-up-${mode}`;
+        const owner = `${mode}-owner`;
         await workers[0].call('importTokens', {
-          entries: [[owner, fake.issueTokens()]],
+          entries: [
+            [warmUp, fake.issueTokens()],
+            [owner, fake.issueTokens()],
+          ],
           concurrency: 1,
         });
-        // Every instance has the owner's token cached: no database read inside the run.
+        await Promise.all(
+          workers.map((w) =>
+            w.call('apiStorm', { owner: warmUp, count: 60, startAt: 0, path: '/rest/v1.0/me' }),
+          ),
+        );
+        // Every instance has the owner's token cached: no token read inside the run.
         await Promise.all(
           workers.map((w) => w.call('getAccessTokens', { owners: [owner], concurrency: 1 })),
         );
+        fake.setRateLimit(spikeLimit);
+        fake.apiLatencyMs = API_LATENCY_MS;
         fake.resetRateLimits();
         fake.resetCounters();
         fake.clearApiRequests();
@@ -219,7 +236,7 @@ async function main(): Promise<void> {
         const results = await Promise.all(
           workers.map((w, instance) =>
             w.call('governorLoad', {
-              mode,
+              mode: mode === 'naive' ? 'naive' : 'library',
               owner,
               companyId: COMPANY_ID,
               callers: CALLERS,
@@ -230,7 +247,7 @@ async function main(): Promise<void> {
             }),
           ),
         );
-        return {
+        const phase: Phase = {
           mode,
           startAt,
           durationMs,
@@ -240,148 +257,145 @@ async function main(): Promise<void> {
           answered401: fake.counters.apiUnauthorized,
           log: [...fake.apiRequests],
         };
+        await closeAll(workers);
+        workers = [];
+        if (TRACE && mode !== 'naive') {
+          // The phase's calls as the fake saw them: ms since the first, instance, caller, status.
+          const t0 = phase.log[0]?.at ?? 0;
+          const lines = phase.log.map(
+            (e) =>
+              `${e.at - t0}\t${e.query['bench_instance']}\t${e.query['bench_caller']}\t${e.status}`,
+          );
+          console.error(`# ${mode} trace (ms, instance, caller, status)\n${lines.join('\n')}`);
+        }
+        return phase;
       };
 
-      const library = await run('library', 'governor-owner');
-      if (TRACE) {
-        // The library phase's calls as the fake saw them: ms since the first, instance, status.
-        const t0 = library.log[0]?.at ?? 0;
-        const lines = library.log.map(
-          (e) => `${e.at - t0}\t${e.query['bench_instance']}\t${e.status}`,
-        );
-        console.error(`# api-rate-governor trace (ms, instance, status)\n${lines.join('\n')}`);
-      }
-      const naive = await run('naive', 'naive-owner');
+      const phases: Phase[] = [];
+      for (const mode of SELECTED) phases.push(await run(mode));
 
       // Windows that begin inside the run if each began the instant the previous one ended.
       const windowsElapsed = Math.ceil(DURATION_S / WINDOW_S);
       const capacity = windowsElapsed * LIMIT;
-      const servedInRun = (phase: Phase) =>
-        phase.log.filter((e) => e.status === 200 && e.at < phase.startAt + phase.durationMs).length;
-
-      // Library.
-      const libServed = servedInRun(library);
-      const libWindows = windowsOf(library.log);
-      const lib429Share = library.answered429 / library.sent;
-      const libFailures = sumErrors(library.results);
-      const libFailed = total(Object.values(libFailures));
-      const libEvents = total(library.results.map((r) => r.rateLimitedEvents));
-      const libStopped = total(library.results.map((r) => r.stoppedAtEnd));
-      const libLatencies = library.results.flatMap((r) => r.latenciesMs);
-      const waitedOver = (s: number) => libLatencies.filter((v) => v > s * 1000).length;
-      const fullWindows = libWindows.filter(
-        (w) => w.startAt + WINDOW_S * 1000 <= library.startAt + library.durationMs,
-      );
-      const perWindow429 = fullWindows.map((w) => w.rateLimited);
-      const perWindowSent = fullWindows.map((w) => w.served + w.rateLimited);
-      const sentByInstance = (i: number) => mean(fullWindows.map((w) => w.sentBy[i]));
-      const latePerWindow = libWindows.slice(1).map((w) => w.lateMs);
-      const streaks = callerStreaks(library.log);
-      const again429 = streaks.after429Again / Math.max(1, streaks.after429);
-      const first429 = streaks.afterServed429 / Math.max(1, streaks.afterServed);
-
-      // Naive (counters: the log keeps the last 100,000 calls only).
-      const naiveServedClient = total(naive.results.map((r) => r.served));
-      const naive429Share = naive.answered429 / naive.sent;
-      const naiveFailures = sumErrors(naive.results);
-      const naiveFailed = total(Object.values(naiveFailures));
-      const naiveLogComplete = naive.log.length === naive.sent;
-      const naiveServed = naiveLogComplete ? servedInRun(naive) : naive.sent - naive.answered429;
-      const naiveLatencies = naive.results.flatMap((r) => r.latenciesMs);
-
-      const servedRatio = libServed / capacity;
       const met = (ok: boolean) => (ok ? 'met' : 'NOT met');
-      printBlock(
-        `api-rate-governor  (${INSTANCES} instances in separate processes × ${CALLERS} callers, one owner, GET /rest/v1.0/projects?per_page=1 with Procore-Company-Id ${COMPANY_ID}, fake limit ${LIMIT} calls per ${WINDOW_S} s window, API latency ${API_LATENCY_MS} ms, ${DURATION_S} s per client, maxRateLimitWaitMs ${MAX_RATE_LIMIT_WAIT_MS / 1000} s)`,
-        [
+      const figures: Record<string, number> = {
+        durationS: DURATION_S,
+        apiLatencyMs: API_LATENCY_MS,
+        maxRateLimitWaitS: MAX_RATE_LIMIT_WAIT_MS / 1000,
+        capacity,
+      };
+      const lines: [string, string][] = [];
+      for (const phase of phases) {
+        const m = phase.mode;
+        const logComplete = phase.log.length === phase.sent;
+        const served = logComplete
+          ? phase.log.filter((e) => e.status === 200 && e.at < phase.startAt + phase.durationMs)
+              .length
+          : phase.sent - phase.answered429;
+        const servedRatio = served / capacity;
+        const share429 = phase.answered429 / phase.sent;
+        const failures = sumErrors(phase.results);
+        const failed = total(Object.values(failures));
+        const latencies = phase.results.flatMap((r) => r.latenciesMs);
+        Object.assign(figures, {
+          [`${m}Served`]: served,
+          [`${m}ServedRatio`]: servedRatio,
+          [`${m}Sent`]: phase.sent,
+          [`${m}429s`]: phase.answered429,
+          [`${m}429Share`]: share429,
+          [`${m}Failed`]: failed,
+          [`${m}401s`]: phase.answered401,
+          [`${m}P50Ms`]: percentile(latencies, 50),
+          [`${m}P99Ms`]: percentile(latencies, 99),
+        });
+        const served429Target =
+          m === 'naive'
+            ? ''
+            : `  (targets: served ≥ 0.9 ${met(servedRatio >= 0.9)}, 429 ≤ 2 % ${met(share429 <= 0.02)})`;
+        lines.push(
           [
-            'library: calls served',
-            `${libServed} of a capacity of ${capacity} (${windowsElapsed} windows × ${LIMIT}) = ${fmt(servedRatio, 3)}  (target ≥ 0.9: ${met(servedRatio >= 0.9)})`,
+            `${m}: served / sent / 429`,
+            `${fmt(served, 0)} of ${capacity} (${windowsElapsed} windows × ${LIMIT}) = ${fmt(servedRatio, 3)}; ${fmt(phase.sent, 0)} sent, ${fmt(phase.answered429, 0)} answered 429 = ${pct(share429)}${served429Target}`,
           ],
           [
-            'library: calls sent / answered 429',
-            `${library.sent} / ${library.answered429} = ${pct(lib429Share)} of calls sent  (target ≤ 2 %: ${met(lib429Share <= 0.02)}; rate_limited events ${libEvents})`,
+            `${m}: failed calls`,
+            m === 'naive'
+              ? `${fmt(failed, 0)} ${JSON.stringify(failures)}  (gave up after 1 + ${NAIVE_RETRIES} immediate tries)`
+              : `${failed} ${JSON.stringify(failures)}  (target 0: ${met(failed === 0)}; ${total(phase.results.map((r) => r.stoppedAtEnd))} still waiting for the budget at the end, aborted)`,
+          ],
+        );
+        if (m === 'naive') {
+          lines.push([
+            `${m}: latency of served calls`,
+            `p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`,
+          ]);
+          continue;
+        }
+        const events = total(phase.results.map((r) => r.rateLimitedEvents));
+        const waitedOver = (seconds: number) => latencies.filter((v) => v > seconds * 1000).length;
+        const windows = windowsOf(phase.log);
+        const full = windows.filter(
+          (w) => w.startAt + WINDOW_S * 1000 <= phase.startAt + phase.durationMs,
+        );
+        const late = windows.slice(1).map((w) => w.lateMs);
+        const streaks = callerStreaks(phase.log);
+        const again429 = streaks.after429Again / Math.max(1, streaks.after429);
+        const first429 = streaks.afterServed429 / Math.max(1, streaks.afterServed);
+        Object.assign(figures, {
+          [`${m}RateLimitedEvents`]: events,
+          [`${m}ServedAfterOver12s`]: waitedOver(WINDOW_S * 1.2),
+          [`${m}ServedAfterOver22s`]: waitedOver(WINDOW_S * 2.2),
+          [`${m}WindowsOpened`]: windows.length,
+          [`${m}Mean429PerWindow`]: mean(full.map((w) => w.rateLimited)),
+          [`${m}MeanSentPerWindow`]: mean(full.map((w) => w.served + w.rateLimited)),
+          [`${m}MeanWindowLateMs`]: mean(late),
+          [`${m}429After429Share`]: again429,
+          [`${m}429AfterServedShare`]: first429,
+          [`${m}Longest429Run`]: streaks.longest429Run,
+        });
+        lines.push(
+          [
+            `${m}: latency of served calls`,
+            `p50 ${ms(percentile(latencies, 50))}, p90 ${ms(percentile(latencies, 90))}, p99 ${ms(percentile(latencies, 99))} (waiting for the budget included); ${waitedOver(WINDOW_S * 1.2)} of ${latencies.length} waited over ${WINDOW_S * 1.2} s, ${waitedOver(WINDOW_S * 2.2)} over ${WINDOW_S * 2.2} s; rate_limited events ${events}`,
           ],
           [
-            'library: failed calls',
-            `${libFailed} ${JSON.stringify(libFailures)}  (target 0: ${met(libFailed === 0)}; ${libStopped} still waiting for the budget at the end, aborted)`,
+            `${m}: windows the fake opened`,
+            `${windows.length}; each opened ${late.map((v) => fmt(v, 0)).join(', ')} ms after the previous one ended (X-Rate-Limit-Reset is in whole seconds, rounded up)`,
           ],
           [
-            'library: latency of served calls',
-            `p50 ${ms(percentile(libLatencies, 50))}, p90 ${ms(percentile(libLatencies, 90))}, p99 ${ms(percentile(libLatencies, 99))} (waiting for the budget included); ${waitedOver(WINDOW_S * 1.2)} of ${libLatencies.length} waited over ${WINDOW_S * 1.2} s, ${waitedOver(WINDOW_S * 2.2)} over ${WINDOW_S * 2.2} s`,
+            `${m}: per full window`,
+            `${full.length} windows: served ${full.map((w) => w.served).join(', ')}; 429 ${full.map((w) => w.rateLimited).join(', ')}`,
           ],
           [
-            'library: windows the fake opened',
-            `${libWindows.length}; each opened ${latePerWindow.map((v) => fmt(v, 0)).join(', ')} ms after the previous one ended (X-Rate-Limit-Reset is in whole seconds, rounded up)`,
-          ],
-          [
-            'library: per full window',
-            `${fullWindows.length} windows: served ${fullWindows.map((w) => w.served).join(', ')}; 429 ${perWindow429.join(', ')}; sent ${perWindowSent.join(', ')}`,
-          ],
-          [
-            'library: per instance and window',
+            `${m}: per instance and window`,
             Array.from(
               { length: INSTANCES },
               (_, i) =>
-                `instance ${i} sent ${fmt(sentByInstance(i))} (429: ${fmt(mean(fullWindows.map((w) => w.rateLimitedBy[i])))})`,
+                `#${i} sent ${fmt(mean(full.map((w) => w.sentBy[i])))} (429: ${fmt(mean(full.map((w) => w.rateLimitedBy[i])))})`,
             ).join('; ') + ' on average',
           ],
           [
-            'library: who gets the 429s',
-            `after a 429 the same caller's next attempt is 429 again in ${pct(again429)} (${streaks.after429Again}/${streaks.after429}); after a served call, in ${pct(first429)} (${streaks.afterServed429}/${streaks.afterServed}); longest run of 429s for one caller ${streaks.longest429Run}, runs of ≥ 3: ${streaks.runsOf3}`,
+            `${m}: who gets the 429s`,
+            `a caller's next attempt after a 429 is 429 again in ${pct(again429)} (${streaks.after429Again}/${streaks.after429}), after a served call in ${pct(first429)} (${streaks.afterServed429}/${streaks.afterServed}); longest run of 429s for one caller ${streaks.longest429Run}, runs of ≥ 3: ${streaks.runsOf3}`,
           ],
-          [
-            'naive: calls served',
-            `${naiveServed} of ${capacity} = ${fmt(naiveServed / capacity, 3)}  (callers got ${naiveServedClient} pages)`,
-          ],
-          [
-            'naive: calls sent / answered 429',
-            `${fmt(naive.sent, 0)} / ${fmt(naive.answered429, 0)} = ${pct(naive429Share)} of calls sent`,
-          ],
-          [
-            'naive: failed calls',
-            `${fmt(naiveFailed, 0)} ${JSON.stringify(naiveFailures)}  (gave up after 1 + ${NAIVE_RETRIES} immediate tries)`,
-          ],
-          [
-            'naive: latency of served calls',
-            `p50 ${ms(percentile(naiveLatencies, 50))}, p99 ${ms(percentile(naiveLatencies, 99))}`,
-          ],
-          ['429s naive / library', `${fmt(naive.answered429 / Math.max(1, library.answered429))}×`],
-        ],
+        );
+      }
+      const by = (mode: Mode) => phases.find((phase) => phase.mode === mode);
+      const naive = by('naive');
+      for (const mode of ['database', 'instance'] as const) {
+        const phase = by(mode);
+        if (phase && naive) {
+          lines.push([
+            `429s naive / ${mode}`,
+            `${fmt(naive.answered429 / Math.max(1, phase.answered429))}×`,
+          ]);
+        }
+      }
+      printBlock(
+        `api-rate-governor  (${INSTANCES} instances in separate processes × ${CALLERS} callers, one owner, GET /rest/v1.0/projects?per_page=1 with Procore-Company-Id ${COMPANY_ID}, fake limit ${LIMIT} calls per ${WINDOW_S} s window, API latency ${API_LATENCY_MS} ms, ${DURATION_S} s per phase, maxRateLimitWaitMs ${MAX_RATE_LIMIT_WAIT_MS / 1000} s; database = rateLimitCoordination 'database' (default), instance = 'instance')`,
+        lines,
       );
-      recordFigures('api-rate-governor', {
-        durationS: DURATION_S,
-        apiLatencyMs: API_LATENCY_MS,
-        capacity,
-        libServed,
-        libServedRatio: servedRatio,
-        libSent: library.sent,
-        lib429s: library.answered429,
-        lib429Share,
-        libFailed,
-        libStoppedAtEnd: libStopped,
-        libRateLimitedEvents: libEvents,
-        libP50Ms: percentile(libLatencies, 50),
-        libP99Ms: percentile(libLatencies, 99),
-        libServedAfterOver12s: waitedOver(WINDOW_S * 1.2),
-        libServedAfterOver22s: waitedOver(WINDOW_S * 2.2),
-        maxRateLimitWaitS: MAX_RATE_LIMIT_WAIT_MS / 1000,
-        libWindowsOpened: libWindows.length,
-        libMean429PerWindow: mean(perWindow429),
-        libMeanSentPerWindow: mean(perWindowSent),
-        libMeanWindowLateMs: mean(latePerWindow),
-        lib429After429Share: again429,
-        lib429AfterServedShare: first429,
-        libLongest429Run: streaks.longest429Run,
-        lib429RunsOf3: streaks.runsOf3,
-        naiveServed,
-        naiveServedRatio: naiveServed / capacity,
-        naiveSent: naive.sent,
-        naive429s: naive.answered429,
-        naive429Share,
-        naiveFailed,
-        naive401s: naive.answered401,
-      });
+      recordFigures('api-rate-governor', figures);
     },
     async () => {
       await closeAll(workers);
