@@ -44,6 +44,8 @@ interface Run {
   result: autocannon.Result;
   /** CPU time (user + system) of the app process per request served. */
   cpuUsPerRequest: number;
+  /** Database statements the app process sent over the run. */
+  statements: number;
 }
 
 async function load(base: string, route: Route, duration: number): Promise<autocannon.Result> {
@@ -105,7 +107,11 @@ async function main(): Promise<void> {
         const result = await load(base, route, DURATION_S);
         const after = await app.call('cpuUsage', null);
         const cpuUs = after.userUs + after.systemUs - before.userUs - before.systemUs;
-        return { result, cpuUsPerRequest: cpuUs / result.requests.total };
+        return {
+          result,
+          cpuUsPerRequest: cpuUs / result.requests.total,
+          statements: after.statements - before.statements,
+        };
       };
       const runs: Record<Route, Run[]> = { client: [], fetch: [], without: [] };
       for (let round = 0; round < ROUNDS; round++) {
@@ -130,6 +136,10 @@ async function main(): Promise<void> {
         Array.from({ length: ROUNDS }, (_, i) => cpu('fetch')[i] / cpu('client')[i]),
       );
       const cpuUs = (route: Route) => median(cpu(route));
+      /** Database statements per request over all of a route's runs. */
+      const perRequestStatements = (route: Route) =>
+        runs[route].reduce((n, r) => n + r.statements, 0) /
+        runs[route].reduce((n, r) => n + r.result.requests.total, 0);
       const p = (route: Route, key: 'p50' | 'p99') =>
         mean(runs[route].map((r) => r.result.latency[key]));
       const list = (values: number[], digits?: number) =>
@@ -170,6 +180,10 @@ async function main(): Promise<void> {
             `client ${fmt(cpuUs('client') - cpuUs('without'))} µs, fetch ${fmt(cpuUs('fetch') - cpuUs('without'))} µs  (route's CPU − /without's)`,
           ],
           [
+            'database statements per request',
+            `client ${fmt(perRequestStatements('client'), 3)}, fetch ${fmt(perRequestStatements('fetch'), 3)}, without ${fmt(perRequestStatements('without'), 3)}  (all the app's pg statements ÷ requests served)`,
+          ],
+          [
             'calls at the fake / requests served',
             `${fmt(fake.counters.api, 0)} / ${fmt(served, 0)}  (429: ${fake.counters.apiRateLimited}, 401: ${fake.counters.apiUnauthorized}, refresh calls: ${fake.counters.refreshToken})`,
           ],
@@ -189,6 +203,8 @@ async function main(): Promise<void> {
         cpuUsWithout: cpuUs('without'),
         callCpuUsClient: cpuUs('client') - cpuUs('without'),
         callCpuUsFetch: cpuUs('fetch') - cpuUs('without'),
+        statementsPerRequestClient: perRequestStatements('client'),
+        statementsPerRequestFetch: perRequestStatements('fetch'),
         clientP50Ms: p('client', 'p50'),
         clientP99Ms: p('client', 'p99'),
         fetchP50Ms: p('fetch', 'p50'),

@@ -28,6 +28,7 @@ import {
   ProcoreAuthEventType,
   ProcoreAuthModule,
   ProcoreClient,
+  ProcoreRateLimitedError,
   ProcoreReauthorizationRequiredError,
   ProcoreScopedClient,
   ProcoreToken,
@@ -107,6 +108,19 @@ class BenchController {
 let config: WorkerConfig | undefined;
 let app: INestApplication | undefined;
 let naivePool: pg.Pool | undefined;
+/** Statements sent by this process's `pg` clients (counted in HTTP workers only; -1 elsewhere). */
+let statements = -1;
+
+/** Counts every statement the driver sends (TypeORM's pool included), as cache-and-queries does. */
+function countStatements(): void {
+  if (statements >= 0) return;
+  statements = 0;
+  const original = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    statements++;
+    return original.apply(this, args);
+  } as typeof pg.Client.prototype.query;
+}
 
 function service(): ProcoreTokenService {
   if (!app) throw new Error('worker not initialised');
@@ -115,6 +129,7 @@ function service(): ProcoreTokenService {
 
 async function init(cfg: WorkerConfig): Promise<WorkerCommands['init']['result']> {
   config = cfg;
+  if (cfg.http) countStatements();
   @Module({
     imports: [
       TypeOrmModule.forRoot({
@@ -155,6 +170,10 @@ function errorName(error: unknown): string {
   if (error instanceof ProcoreReauthorizationRequiredError)
     return `${error.name}(${error.causeCode})`;
   if (error instanceof ProcoreApiError) return `${error.name}(${error.status})`;
+  if (error instanceof ProcoreRateLimitedError) {
+    // How far ahead the wait it refused was: tells a long wait from a window it misread.
+    return `${error.name}(retryAt in ${Math.round((error.retryAt.getTime() - Date.now()) / 1000)} s)`;
+  }
   return error instanceof Error ? error.name : String(error);
 }
 
@@ -440,7 +459,7 @@ const handlers: { [C in WorkerCommand]: (args: WorkerCommands[C]['args']) => Pro
     calls(owners, concurrency, (owner) => service().refresh(owner)),
   cpuUsage: async () => {
     const { user, system } = process.cpuUsage();
-    return { userUs: user, systemUs: system };
+    return { userUs: user, systemUs: system, statements };
   },
   close: async () => {
     await app?.close();

@@ -107,8 +107,11 @@ export interface WorkerCommands {
   };
   /** Callers looping GET /rest/v1.0/projects?per_page=1 for one owner and company. */
   governorLoad: { args: GovernorLoadArgs; result: GovernorLoadResult };
-  /** `process.cpuUsage()` of the worker, in µs (user + system). */
-  cpuUsage: { args: null; result: { userUs: number; systemUs: number } };
+  /**
+   * `process.cpuUsage()` of the worker, in µs (user + system), and, in an HTTP worker, the
+   * statements its `pg` clients have sent since it started (`-1` elsewhere).
+   */
+  cpuUsage: { args: null; result: { userUs: number; systemUs: number; statements: number } };
   close: { args: null; result: null };
 }
 
