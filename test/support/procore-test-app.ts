@@ -112,6 +112,9 @@ export async function createProcoreTestApp(params: {
         url: params.databaseUrl,
         entities: procoreAuthEntities,
         poolSize: params.poolSize ?? 10,
+        // A test app whose bootstrap fails (bad options) must not leave TypeORM retrying in the
+        // background past the suite's teardown (its database is dropped then).
+        retryAttempts: 0,
       }),
       ProcoreAuthModule.forRoot(params.options),
     ],
