@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Pool } from 'undici';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { NOT_SENT_CODES } from '../oauth/retry-policy.js';
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
 
 /** One HTTP exchange with Procore's API host, as the client needs it. */
@@ -31,15 +32,6 @@ export class ApiTransportError extends Error {
     super(`${failure}: ${detail}`, options);
   }
 }
-
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 /**
  * HTTP to Procore's API host over one pooled, keep-alive undici `Pool` (the client Node's `fetch`

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcoreApiError } from '../errors/procore-api.error.js';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreRateLimitedError } from '../errors/procore-rate-limited.error.js';
+import { retryDelayMs } from '../oauth/retry-policy.js';
 import { resolveApiUrl, type ProcoreQueryValue } from './api-url.js';
 import { normalizeCompanyId, type ProcoreCompanyId } from './company-id.js';
 import { parseLinkHeader } from './link-header.js';
@@ -292,8 +293,8 @@ export class ProcoreScopedClient {
   }
 
   private backoff(retry: number): number {
-    const exponential = this.context.options.retryBaseDelayMs * 2 ** retry;
-    return Math.round(exponential / 2 + Math.random() * (exponential / 2));
+    // Exponential backoff with jitter, the login host's policy with the API's base delay.
+    return retryDelayMs({ ...this.context.options, maxRetryAfterMs: 0 }, retry, undefined) ?? 0;
   }
 
   private transportError(

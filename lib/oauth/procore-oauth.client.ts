@@ -8,18 +8,8 @@ import { ProcoreTimeoutError } from '../errors/procore-timeout.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
 import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
-import { withRetries } from './retry-policy.js';
+import { NOT_SENT_CODES, withRetries } from './retry-policy.js';
 import { parseTokenResponse } from './token-response.parser.js';
-
-/** Socket errors that prove the request never reached Procore: safe to retry, nothing was consumed. */
-const NOT_SENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-]);
 
 type Endpoint = '/oauth/token' | '/oauth/revoke';
 

@@ -1,6 +1,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
 
+/** Socket errors that prove the request never reached Procore: safe to retry, nothing was consumed. */
+export const NOT_SENT_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
 /** Retry settings taken from `http` options. */
 export interface RetryPolicy {
   retries: number;
