@@ -31,13 +31,17 @@ interface Budget {
   /** Answers seen (to correct the ledger now and then). */
   answers: number;
   /** Callers waiting for an answer or a reset; woken to re-check. */
-  waiters: Set<() => void>;
+  /** Callers waiting, oldest first: a caller keeps its place when it has to wait again. */
+  waiters: { ticket: number; done: () => void }[];
+  nextTicket: number;
   timer: NodeJS.Timeout | undefined;
   timerAt: number;
 }
 
 /** How long callers wait for the answer of the call that tells an unknown budget, unless it ran out. */
 const PROBE_WAIT_MS = 250;
+/** How often an instance looks again while another instance's call finds out a new window. */
+const PROBE_POLL_MS = 20;
 
 /** Why a caller may not send now: wait until `until` (epoch ms), or for an answer (`until` undefined). */
 type Verdict = { send: true } | { send: false; until: number | undefined };
@@ -75,6 +79,7 @@ export class RateLimitGovernor {
   /** Waits until a call of `holder` may be sent (then counts it in flight) or throws. */
   async acquire(holder: string, deadline: number, signal?: AbortSignal): Promise<void> {
     const budget = this.budget(holder);
+    const ticket = budget.nextTicket++;
     for (;;) {
       signal?.throwIfAborted();
       const verdict = this.verdict(budget, Date.now());
@@ -92,7 +97,7 @@ export class RateLimitGovernor {
       if (verdict.until !== undefined && verdict.until > deadline) {
         throw new RateLimitWaitExceeded(verdict.until);
       }
-      await this.wait(budget, verdict.until ?? deadline, signal);
+      await this.wait(budget, verdict.until ?? deadline, ticket, signal);
       if (Date.now() > deadline && !this.verdict(budget, Date.now()).send) {
         throw new RateLimitWaitExceeded(verdict.until ?? deadline);
       }
@@ -156,9 +161,11 @@ export class RateLimitGovernor {
       }
       if (grant.probing) {
         // Another instance's call is finding out the window: wait for it (its claim is short).
+        // Checked again every PROBE_POLL_MS, so all instances learn the new window about as soon
+        // as the prober writes it and compete for it on equal terms.
         budget.blockedUntil = Math.max(
           budget.blockedUntil,
-          Math.min(grant.resetAt ?? 0, Date.now() + PROBE_WAIT_MS),
+          Math.min(grant.resetAt ?? 0, Date.now() + PROBE_POLL_MS),
         );
         return;
       }
@@ -268,15 +275,21 @@ export class RateLimitGovernor {
     return { send: false, until: budget.inFlight > 0 ? undefined : budget.resetAt };
   }
 
-  private wait(budget: Budget, until: number, signal?: AbortSignal): Promise<void> {
+  private wait(budget: Budget, until: number, ticket: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => {
-        budget.waiters.delete(done);
-        signal?.removeEventListener('abort', done);
-        resolve();
+      const entry = {
+        ticket,
+        done: () => {
+          const index = budget.waiters.indexOf(entry);
+          if (index >= 0) budget.waiters.splice(index, 1);
+          signal?.removeEventListener('abort', entry.done);
+          resolve();
+        },
       };
-      budget.waiters.add(done);
-      signal?.addEventListener('abort', done, { once: true });
+      // In ticket order: woken together, the oldest callers try first (first come, first served).
+      const at = budget.waiters.findIndex((waiter) => waiter.ticket > ticket);
+      budget.waiters.splice(at < 0 ? budget.waiters.length : at, 0, entry);
+      signal?.addEventListener('abort', entry.done, { once: true });
       this.schedule(budget, until);
     });
   }
@@ -297,7 +310,7 @@ export class RateLimitGovernor {
   }
 
   private wake(budget: Budget): void {
-    for (const waiter of [...budget.waiters]) waiter();
+    for (const waiter of [...budget.waiters]) waiter.done();
   }
 
   private budget(holder: string): Budget {
@@ -316,7 +329,8 @@ export class RateLimitGovernor {
         reserving: undefined,
         ledgerDown: false,
         answers: 0,
-        waiters: new Set(),
+        waiters: [],
+        nextTicket: 0,
         timer: undefined,
         timerAt: 0,
       };
@@ -329,7 +343,7 @@ export class RateLimitGovernor {
   private evictIdle(): void {
     const now = Date.now();
     for (const [holder, budget] of this.budgets) {
-      if (budget.inFlight === 0 && budget.waiters.size === 0 && budget.resetAt <= now) {
+      if (budget.inFlight === 0 && budget.waiters.length === 0 && budget.resetAt <= now) {
         this.budgets.delete(holder);
       }
     }
