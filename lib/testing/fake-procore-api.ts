@@ -1,4 +1,15 @@
 import type { IncomingMessage } from 'node:http';
+import {
+  bearerToken,
+  HTML_ERROR_PAGE,
+  json,
+  JSON_CONTENT_TYPE,
+  parseJson,
+  readBody,
+  respond,
+  type FakeHttpReply,
+  type FakeReply,
+} from './fake-http.js';
 import type {
   FakeProcoreCounters,
   FakeProcoreFault,
@@ -113,16 +124,11 @@ export interface FakeProcoreApiHost {
   delay(ms: number): Promise<void>;
 }
 
-/** @internal An HTTP answer; `body` is a string so `Content-Length` is always exact. */
-export interface FakeApiHttpReply {
-  type: 'respond';
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
+/** @internal An HTTP answer (the server's). */
+export type FakeApiHttpReply = FakeHttpReply;
 
 /** @internal What the API decided to do with a request (the server's `Reply`). */
-export type FakeApiReply = FakeApiHttpReply | { type: 'hang' } | { type: 'reset' };
+export type FakeApiReply = FakeReply;
 
 /** The companies a new fake has: one small id, one above 2^53 (compare ids as strings). */
 export const DEFAULT_FAKE_PROCORE_COMPANIES: readonly Readonly<FakeProcoreCompany>[] = [
@@ -151,7 +157,6 @@ const MAX_PER_PAGE = 10_000;
 const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 /** The request log keeps the most recent calls only, so a long benchmark cannot exhaust memory. */
 const MAX_LOGGED_REQUESTS = 100_000;
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 const TEXT_CONTENT_TYPE = 'text/plain; charset=utf-8';
 const COMPANY_ID_PATTERN = /^[1-9][0-9]{0,39}$/;
 const COMPANY_USERS_PATH = /^\/rest\/v1\.0\/companies\/([^/]+)\/users$/;
@@ -634,23 +639,6 @@ function rateLimited(state: RateState, nowMs: number, retryAfter: boolean): Fake
 // -----------------------------------------------------------------------------------------------
 // Replies
 
-function respond(
-  status: number,
-  contentType: string,
-  body: string,
-  headers: Record<string, string> = {},
-): FakeApiHttpReply {
-  return { type: 'respond', status, headers: { 'Content-Type': contentType, ...headers }, body };
-}
-
-function json(
-  status: number,
-  body: unknown,
-  headers: Record<string, string> = {},
-): FakeApiHttpReply {
-  return respond(status, JSON_CONTENT_TYPE, JSON.stringify(body), headers);
-}
-
 /**
  * Every API 401: Procore's `errors` message, plus the OAuth `error`/`error_description` pair the
  * fake's `/me` always answered (the description says which problem it was).
@@ -698,13 +686,6 @@ function tamperJson(
   return isRecord(body) ? { ...reply, body: JSON.stringify(mutate(body)) } : reply;
 }
 
-const HTML_ERROR_PAGE = `<!DOCTYPE html>
-<html>
-<head><title>We're sorry, but something went wrong (500)</title></head>
-<body><h1>We're sorry, but something went wrong.</h1><p>Procore is temporarily unavailable.</p></body>
-</html>
-`;
-
 /** A valid JSON array of about `bytes` bytes. */
 function oversizedJson(bytes: number): string {
   const skeleton = '[{"id":"1","name":""}]';
@@ -713,11 +694,6 @@ function oversizedJson(bytes: number): string {
 
 // -----------------------------------------------------------------------------------------------
 // Requests
-
-function bearerToken(req: IncomingMessage): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1];
-}
 
 function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value.join(', ') : value;
@@ -743,24 +719,6 @@ function pageParameter(
   return value >= 1 ? value : json(400, { errors: `${name} must be a positive integer` });
 }
 
-/**
- * The body, or undefined when it exceeds `limit`. An oversized body is still read to the end
- * (and dropped) so the client gets the 413 instead of a broken pipe.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size <= limit ? Buffer.concat(chunks) : undefined));
-    req.on('error', reject);
-    req.on('close', () => reject(new Error('request aborted')));
-  });
-}
-
 // -----------------------------------------------------------------------------------------------
 // Small helpers
 
@@ -770,14 +728,6 @@ function isCompany(value: FakeProcoreCompany | FakeApiHttpReply): value is FakeP
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 function validateCount(name: string, value: number): void {

@@ -9,6 +9,17 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  bearerToken,
+  HTML_ERROR_PAGE,
+  json,
+  JSON_CONTENT_TYPE,
+  parseJson,
+  readBody,
+  respond,
+  type FakeHttpReply,
+  type FakeReply,
+} from './fake-http.js';
 import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import {
@@ -353,16 +364,9 @@ type AccessTokenCheck =
   | { valid: true; grant: Grant; claims: FakeProcoreAccessTokenClaims }
   | { valid: false; reason: AccessTokenProblem };
 
-/** An HTTP answer; `body` is a string so `Content-Length` is always exact. */
-interface HttpReply {
-  type: 'respond';
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
-
-/** What a handler decided to do with a request; {@link send} carries it out. */
-type Reply = HttpReply | { type: 'hang' } | { type: 'reset' };
+/** An HTTP answer, and what a handler decided to do with a request; {@link send} carries it out. */
+type HttpReply = FakeHttpReply;
+type Reply = FakeReply;
 
 /**
  * A fake of Procore's login host (and a sliver of its REST API), for tests, samples and
@@ -1331,20 +1335,6 @@ const NO_STORE: Readonly<Record<string, string>> = {
   'Cache-Control': 'no-store',
   Pragma: 'no-cache',
 };
-const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
-
-function respond(
-  status: number,
-  contentType: string,
-  body: string,
-  headers: Record<string, string> = {},
-): HttpReply {
-  return { type: 'respond', status, headers: { 'Content-Type': contentType, ...headers }, body };
-}
-
-function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpReply {
-  return respond(status, JSON_CONTENT_TYPE, JSON.stringify(body), headers);
-}
 
 function oauthError(
   status: number,
@@ -1471,13 +1461,6 @@ function rateLimitReply(retryAfterSeconds: number, nowMs: number): HttpReply {
   );
 }
 
-const HTML_ERROR_PAGE = `<!DOCTYPE html>
-<html>
-<head><title>We're sorry, but something went wrong (500)</title></head>
-<body><h1>We're sorry, but something went wrong.</h1><p>Procore is temporarily unavailable.</p></body>
-</html>
-`;
-
 /** Valid JSON of exactly `bytes` bytes (or the smallest such document, if `bytes` is smaller). */
 function oversizedJson(bytes: number): string {
   const skeleton = '{"access_token":"","token_type":"bearer","expires_in":5400}';
@@ -1526,24 +1509,6 @@ async function readParams(req: IncomingMessage): Promise<URLSearchParams | Reply
   return params ?? oauthError(400, 'invalid_request', 'The request body is not a JSON object.');
 }
 
-/**
- * The body, or undefined when it exceeds `limit`. An oversized body is still read to the end (and
- * dropped) so the client gets the 413 instead of a broken pipe.
- */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      size += chunk.length;
-      if (size <= limit) chunks.push(chunk);
-    });
-    req.on('end', () => resolve(size <= limit ? Buffer.concat(chunks) : undefined));
-    req.on('error', reject);
-    req.on('close', () => reject(new Error('request aborted')));
-  });
-}
-
 function jsonParams(text: string): URLSearchParams | undefined {
   const value = parseJson(text);
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
@@ -1552,11 +1517,6 @@ function jsonParams(text: string): URLSearchParams | undefined {
     if (typeof field === 'string' || typeof field === 'number') params.set(key, String(field));
   }
   return params;
-}
-
-function bearerToken(req: IncomingMessage): string | undefined {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-  return match?.[1];
 }
 
 // -----------------------------------------------------------------------------------------------
@@ -1757,14 +1717,6 @@ function constantTimeEqual(a: string, b: string): boolean {
   const digestA = createHash('sha256').update(a).digest();
   const digestB = createHash('sha256').update(b).digest();
   return timingSafeEqual(digestA, digestB);
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 function isAccessTokenClaims(value: unknown): value is FakeProcoreAccessTokenClaims {
