@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ProcoreApiError } from '../errors/procore-api.error.js';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
+import { mayShowProviderText } from '../errors/provider-text.js';
 import { ProcoreRateLimitedError } from '../errors/procore-rate-limited.error.js';
 import { retryDelayMs } from '../oauth/retry-policy.js';
 import { resolveApiUrl, type ProcoreQueryValue } from './api-url.js';
@@ -365,10 +366,10 @@ function safeMessage(body: string): string | undefined {
             (parsed as Record<string, unknown>).message,
           ].find((value): value is string => typeof value === 'string')
         : undefined;
-  if (candidate === undefined || candidate.length > 200) return undefined;
-  return /[A-Za-z0-9_-]{24,}|eyJ/.test(candidate)
-    ? undefined
-    : candidate.replace(/\s+/g, ' ').trim();
+  if (candidate === undefined || !mayShowProviderText(candidate) || candidate.includes('eyJ')) {
+    return undefined;
+  }
+  return candidate.replace(/\s+/g, ' ').trim();
 }
 
 function safeRequestId(value: string | undefined): string | undefined {

@@ -3,6 +3,7 @@ import { procoreServiceAccountEnv } from '../config/procore-env.js';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { ProcoreInvalidResponseError } from '../errors/procore-invalid-response.error.js';
+import { mayShowProviderText } from '../errors/provider-text.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import { ProcoreTimeoutError } from '../errors/procore-timeout.error.js';
 import { ProcoreTransientError } from '../errors/procore-transient.error.js';
@@ -58,7 +59,7 @@ function oauthErrorCode(value: unknown): string | undefined {
 /** An OAuth error description is shown to operators only when it cannot carry a token. */
 function safeDescription(value: unknown): string | undefined {
   if (typeof value !== 'string') return undefined;
-  return value.length <= 200 && !/[A-Za-z0-9_-]{24,}/.test(value) ? value : undefined;
+  return mayShowProviderText(value) ? value : undefined;
 }
 
 /**
