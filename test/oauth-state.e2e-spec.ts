@@ -163,7 +163,16 @@ describe('the migrations (real PostgreSQL)', () => {
       );
       expect(definition).toMatch(/procore_auth\.procore_oauth_states.*\(owner_id, created_at\)/);
 
-      // The newest migration (procore_rate_limits) goes first, then this index.
+      // The newer migrations (procore_rate_limits.shares, then procore_rate_limits) go first,
+      // then this index.
+      const shares = async () =>
+        (
+          (await dataSource.query(
+            `SELECT count(*)::int AS n FROM information_schema.columns
+              WHERE table_schema = 'procore_auth' AND table_name = 'procore_rate_limits'
+                AND column_name = 'shares'`,
+          )) as { n: number }[]
+        )[0].n;
       const rateLimits = async () =>
         (
           (await dataSource.query(
@@ -172,6 +181,9 @@ describe('the migrations (real PostgreSQL)', () => {
             t: string | null;
           }[]
         )[0].t;
+      expect(await shares()).toBe(1);
+      await dataSource.undoLastMigration();
+      expect(await shares()).toBe(0);
       expect(await rateLimits()).not.toBeNull();
       await dataSource.undoLastMigration();
       expect(await rateLimits()).toBeNull();

@@ -30,7 +30,8 @@ interface Budget {
   ledgerDown: boolean;
   /** Answers seen (to correct the ledger now and then). */
   answers: number;
-  /** Callers waiting for an answer or a reset; woken to re-check. */
+  /** Callers inside `acquire` (this instance's demand, for its share of the shared budget). */
+  demand: number;
   /** Callers waiting, oldest first: a caller keeps its place when it has to wait again. */
   waiters: { ticket: number; done: () => void }[];
   nextTicket: number;
@@ -42,6 +43,8 @@ interface Budget {
 const PROBE_WAIT_MS = 250;
 /** How often an instance looks again while another instance's call finds out a new window. */
 const PROBE_POLL_MS = 20;
+/** How often an instance that has had its share of a window asks again (others may not use theirs). */
+const SHARE_POLL_MS = 100;
 
 /** Why a caller may not send now: wait until `until` (epoch ms), or for an answer (`until` undefined). */
 type Verdict = { send: true } | { send: false; until: number | undefined };
@@ -80,6 +83,21 @@ export class RateLimitGovernor {
   async acquire(holder: string, deadline: number, signal?: AbortSignal): Promise<void> {
     const budget = this.budget(holder);
     const ticket = budget.nextTicket++;
+    budget.demand++;
+    try {
+      await this.waitForTurn(holder, budget, ticket, deadline, signal);
+    } finally {
+      budget.demand--;
+    }
+  }
+
+  private async waitForTurn(
+    holder: string,
+    budget: Budget,
+    ticket: number,
+    deadline: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     for (;;) {
       signal?.throwIfAborted();
       const verdict = this.verdict(budget, Date.now());
@@ -136,12 +154,12 @@ export class RateLimitGovernor {
     const want = remaining < 200 ? 1 : Math.min(50, Math.floor(remaining / 20));
     try {
       const ledger = this.ledger as RateLimitLedger;
-      let grant = await ledger.reserve(holder, want);
+      let grant = await ledger.reserve(holder, want, budget.demand);
       if ((grant === undefined || grant.probing) && this.known(budget, Date.now())) {
         // This instance knows the window and the ledger not yet (its answer's write is on the
         // way): write it now, then reserve from it, so no call goes out unaccounted.
         await ledger.observe(holder, budget.remaining as number, budget.resetAt);
-        grant = await ledger.reserve(holder, want);
+        grant = await ledger.reserve(holder, want, budget.demand);
       }
       if (grant === undefined) {
         // Nobody knows this window yet: one call, of one instance, goes to find out.
@@ -151,7 +169,7 @@ export class RateLimitGovernor {
           budget.grantWindow = budget.resetAt;
           return;
         }
-        grant = await ledger.reserve(holder, want);
+        grant = await ledger.reserve(holder, want, budget.demand);
       }
       budget.ledgerDown = false;
       if (grant === undefined) {
@@ -172,8 +190,14 @@ export class RateLimitGovernor {
       if (!this.known(budget, Date.now()) && grant.resetAt !== undefined) {
         // Another instance learned the new window: adopt it instead of probing Procore.
         budget.resetAt = grant.resetAt;
-        budget.remaining = grant.granted;
-        budget.exhausted = grant.granted === 0;
+        budget.remaining = grant.remaining;
+        budget.exhausted = grant.remaining === 0;
+      }
+      if (grant.capped) {
+        // The window has calls left, but this instance has had its share for now: the callers of
+        // the others get theirs; ask again soon (a share nobody uses comes back).
+        budget.blockedUntil = Math.max(budget.blockedUntil, Date.now() + SHARE_POLL_MS);
+        return;
       }
       if (grant.granted > 0) {
         budget.granted = grant.granted;
@@ -329,6 +353,7 @@ export class RateLimitGovernor {
         reserving: undefined,
         ledgerDown: false,
         answers: 0,
+        demand: 0,
         waiters: [],
         nextTicket: 0,
         timer: undefined,
@@ -343,7 +368,7 @@ export class RateLimitGovernor {
   private evictIdle(): void {
     const now = Date.now();
     for (const [holder, budget] of this.budgets) {
-      if (budget.inFlight === 0 && budget.waiters.length === 0 && budget.resetAt <= now) {
+      if (budget.demand === 0 && budget.inFlight === 0 && budget.resetAt <= now) {
         this.budgets.delete(holder);
       }
     }

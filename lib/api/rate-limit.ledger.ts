@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { ProcoreRateLimitEntity } from '../storage/procore-rate-limit.entity.js';
+import { decideShare, type Shares } from './rate-limit.shares.js';
 
 /** What a reservation got: calls granted now, and the window they belong to. */
 export interface LedgerGrant {
@@ -9,6 +11,10 @@ export interface LedgerGrant {
   resetAt: number | undefined;
   /** Another instance's call is finding out the window (`resetAt`: when that claim lapses). */
   probing: boolean;
+  /** The window has calls left, but this instance has had its share of them for now. */
+  capped: boolean;
+  /** The window's calls not yet reserved, before this grant. */
+  remaining: number;
 }
 
 /**
@@ -20,37 +26,54 @@ export interface LedgerGrant {
  * times the budget into 429s at every reset (measured in bench/api-rate-governor).
  */
 export class RateLimitLedger {
+  /** This instance's key in the holders' shares. */
+  private readonly instance = randomUUID();
+
   constructor(private readonly resolveDataSource: () => DataSource) {}
 
-  /** Reserves up to `want` calls of the holder's current window (one statement, row-locked). */
-  async reserve(holderKey: string, want: number): Promise<LedgerGrant | undefined> {
+  /**
+   * Reserves up to `want` calls of the holder's current window for this instance, within its fair
+   * share (`decideShare`: split by the callers each instance has waiting). One short transaction
+   * holding the row lock: read, decide, write.
+   */
+  async reserve(holderKey: string, want: number, demand = 1): Promise<LedgerGrant | undefined> {
     const table = this.table;
-    const result: unknown = await this.dataSource.query(
-      `WITH current AS (
-         SELECT holder_key, remaining, window_reset FROM ${table}
-          WHERE holder_key = $1 AND window_reset > now()
-          FOR UPDATE)
-       UPDATE ${table} AS t
-          SET remaining = t.remaining - GREATEST(LEAST(current.remaining, $2), 0), updated_at = now()
-         FROM current
-        WHERE t.holder_key = current.holder_key
-       RETURNING GREATEST(LEAST(current.remaining, $2), 0) AS granted, t.window_reset AS reset,
-                 current.remaining < 0 AS probing`,
-      [holderKey, want],
-    );
-    const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
-      granted: number;
-      reset: Date;
-      probing: boolean;
-    }[];
-    const row = rows[0];
-    // No row, or its window is over: the budget is unknown until an answer tells.
-    if (!row) return undefined;
-    return {
-      granted: Number(row.granted),
-      resetAt: new Date(row.reset).getTime(),
-      probing: row.probing === true,
-    };
+    return this.dataSource.transaction(async (manager) => {
+      const rows = (await manager.query(
+        `SELECT remaining, shares, extract(epoch FROM window_reset) * 1000 AS reset,
+                extract(epoch FROM now()) * 1000 AS now
+           FROM ${table} WHERE holder_key = $1 AND window_reset > now() FOR UPDATE`,
+        [holderKey],
+      )) as { remaining: number; shares: Shares | null; reset: string; now: string }[];
+      const row = rows[0];
+      // No row, or its window is over: the budget is unknown until an answer tells.
+      if (!row) return undefined;
+      const resetAt = Number(row.reset);
+      const probing = row.remaining < 0;
+      const decision = decideShare({
+        instance: this.instance,
+        demand,
+        want: probing ? 0 : want,
+        remaining: probing ? 0 : row.remaining,
+        windowReset: resetAt,
+        shares: row.shares ?? {},
+        now: Number(row.now),
+      });
+      // While another instance's call finds out the window, asking still records this
+      // instance's callers, so the window is shared from its first call.
+      await manager.query(
+        `UPDATE ${table} SET remaining = remaining - $2, shares = $3::jsonb, updated_at = now()
+          WHERE holder_key = $1`,
+        [holderKey, decision.granted, JSON.stringify(decision.shares)],
+      );
+      return {
+        granted: decision.granted,
+        resetAt,
+        probing,
+        capped: decision.capped,
+        remaining: probing ? 0 : row.remaining,
+      };
+    });
   }
 
   /**

@@ -19,6 +19,13 @@ export class ProcoreRateLimitEntity {
   @Column({ type: 'integer' })
   remaining!: number;
 
+  /**
+   * Each instance's share of the window: its callers waiting, calls granted, when last seen
+   * (keyed by a per-process instance id; see `decideShare`).
+   */
+  @Column({ type: 'jsonb', default: () => "'{}'::jsonb" })
+  shares!: Record<string, unknown>;
+
   @Column({ name: 'updated_at', type: 'timestamptz', default: () => 'now()' })
   updatedAt!: Date;
 }
