@@ -1,22 +1,53 @@
 import type { Config } from 'jest';
 
 /**
- * Jest runs in native ESM mode (the @nestjs/* 12 packages are ESM-only):
+ * `npm test`: the NestJS 12 line, in native ESM mode (the @nestjs/* 12 packages are ESM-only):
  * `npm test` sets NODE_OPTIONS=--experimental-vm-modules.
+ *
+ * `npm run test:nest11` (PROCORE_TEST_NEST_LINE=11): the same suites the way a NestJS 11 app runs
+ * them — CommonJS, the Nest 11 template's jest + ts-jest — with `@nestjs/*` 11 and TypeORM 0.3
+ * from the second install in `compat/nest11/` (`npm ci --prefix compat/nest11` first).
+ * Everything else (rxjs, reflect-metadata, class-validator, pg, graphql) is the repository's own
+ * single copy. `.ci/run` runs both.
  */
+const nest11 = process.env.PROCORE_TEST_NEST_LINE === '11';
+
+const esmTransform: Config['transform'] = {
+  '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+};
+
+const commonJsTransform: Config['transform'] = {
+  '^.+\\.ts$': [
+    'ts-jest',
+    {
+      // The options of tsconfig.json that shape emitted code, with CommonJS output.
+      tsconfig: {
+        module: 'commonjs',
+        moduleResolution: 'bundler',
+        target: 'es2022',
+        experimentalDecorators: true,
+        emitDecoratorMetadata: true,
+        esModuleInterop: true,
+        isolatedModules: true,
+      },
+    },
+  ],
+};
+
 const config: Config = {
   testEnvironment: 'node',
-  extensionsToTreatAsEsm: ['.ts'],
+  extensionsToTreatAsEsm: nest11 ? [] : ['.ts'],
   roots: ['<rootDir>/lib', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
   moduleNameMapper: {
+    ...(nest11 && {
+      '^(@nestjs/[^/]+|typeorm)(/.*)?$': '<rootDir>/compat/nest11/node_modules/$1$2',
+    }),
     '^nestjs-procore-auth$': '<rootDir>/lib/index.ts',
     '^nestjs-procore-auth/testing$': '<rootDir>/lib/testing/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
-  transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
-  },
+  transform: nest11 ? commonJsTransform : esmTransform,
   globalSetup: '<rootDir>/test/support/global-setup.ts',
   globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   // Fails a test file whose logs, events, HTTP responses or errors printed a secret.
