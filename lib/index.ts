@@ -11,12 +11,21 @@ export {
   type ProcoreApiHolder,
   type ProcoreRefreshTrigger,
 } from './events/procore-auth.events.js';
+export {
+  ProcoreHealthIndicator,
+  type ProcoreHealthCheckOptions,
+  type ProcoreHealthIndicatorResult,
+} from './health/procore-health.indicator.js';
 export type * from './interfaces/procore-auth-options.interface.js';
 export type * from './interfaces/procore-connection.interface.js';
 export type * from './interfaces/procore-token-response.interface.js';
 export { ProcoreAuthGuard } from './http/procore-auth.guard.js';
 export type { ProcoreAuthRoutes } from './http/procore-auth-routes.js';
 export type {
+  ProcoreBadRequestBody,
+  ProcoreBadRequestReason,
+  ProcoreErrorBody,
+  ProcoreErrorReason,
   ProcoreUnauthorizedBody,
   ProcoreUnauthorizedReason,
 } from './http/procore-http-errors.js';

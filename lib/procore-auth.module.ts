@@ -13,6 +13,7 @@ import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
 import { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 import { ProcoreAuthEvents } from './events/procore-auth.events.js';
+import { ProcoreHealthIndicator } from './health/procore-health.indicator.js';
 import { procoreAuthEntities } from './storage/index.js';
 import { ProcoreTokenStore } from './storage/procore-token.store.js';
 import { ProcoreTokenService } from './tokens/procore-token.service.js';
@@ -37,6 +38,7 @@ function registerEntities(dataSource: unknown): void {
     ProcoreTokenService,
     ProcoreKeyRotationService,
     ProcoreAuthEvents,
+    ProcoreHealthIndicator,
     ProcoreTokenStore,
     ProcoreTokenPipe,
     ProcoreClient,

@@ -12,6 +12,10 @@ import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { ProcoreApiPipe } from './http/procore-api.decorator.js';
 import { ProcoreApiTransport } from './api/procore-api.transport.js';
+import { ProcoreEventEmitterBridge } from './events/procore-event-emitter.bridge.js';
+import { ProcoreHealthIndicator } from './health/procore-health.indicator.js';
+import { ProcoreStartupLogger } from './logging/procore-startup.logger.js';
+import { ProcoreMetrics } from './metrics/procore-metrics.js';
 import { ProcoreClient } from './api/procore.client.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
@@ -56,6 +60,10 @@ export const procoreAuthProviders: Provider[] = [
     inject: [PROCORE_AUTH_OPTIONS, ModuleRef],
   },
   ProcoreAuthEvents,
+  ProcoreEventEmitterBridge,
+  ProcoreHealthIndicator,
+  ProcoreMetrics,
+  ProcoreStartupLogger,
   ProcoreOAuthClient,
   ProcoreInFlightOperations,
   ProcoreTokenRefresher,

@@ -160,6 +160,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
     const response = await request(server()).get('/me').expect(401);
     expect(response.body).toEqual({
       statusCode: 401,
+      error: 'Unauthorized',
       reason: 'no_owner',
       message: expect.any(String),
       authorizePath: '/procore/oauth/authorize',
@@ -232,7 +233,8 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       const flow = await startConnection(ownerId);
       expect((await callback(flow, { code: flow.code }).expect(400)).body).toMatchObject({
         statusCode: 400,
-        error: 'missing_state',
+        error: 'Bad Request',
+        reason: 'missing_state',
       });
     });
 
@@ -240,7 +242,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       const flow = await startConnection(ownerId);
       const response = await callback(flow, { code: flow.code, state: 'forged-state' });
       expect(response.status).toBe(400);
-      expect(response.body).toMatchObject({ error: 'browser_mismatch' });
+      expect(response.body).toMatchObject({ error: 'Bad Request', reason: 'browser_mismatch' });
     });
 
     it('reused state, even replayed with its cookie', async () => {
@@ -253,7 +255,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
         .set('x-user-id', ownerId)
         .set('Cookie', flow.cookie as string)
         .expect(400);
-      expect(replay.body).toMatchObject({ error: 'unknown_state' });
+      expect(replay.body).toMatchObject({ error: 'Bad Request', reason: 'unknown_state' });
     });
 
     it('expired state', async () => {
@@ -263,7 +265,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       );
       expect(
         (await callback(flow, { code: flow.code, state: flow.state }).expect(400)).body,
-      ).toMatchObject({ error: 'expired_state' });
+      ).toMatchObject({ error: 'Bad Request', reason: 'expired_state' });
     });
 
     it('state of another owner', async () => {
@@ -271,14 +273,15 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       const flow = await startConnection(other);
       expect(
         (await callback(flow, { code: flow.code, state: flow.state }, ownerId).expect(400)).body,
-      ).toMatchObject({ error: 'owner_mismatch' });
+      ).toMatchObject({ error: 'Bad Request', reason: 'owner_mismatch' });
       expect(await http.service.getConnection(other)).toBeNull();
     });
 
     it('missing code', async () => {
       const flow = await startConnection(ownerId);
       expect((await callback(flow, { state: flow.state }).expect(400)).body).toMatchObject({
-        error: 'missing_code',
+        error: 'Bad Request',
+        reason: 'missing_code',
       });
     });
 
@@ -287,7 +290,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       const flow = await startConnection(ownerId);
       expect(
         (await callback(flow, { state: flow.state, error: 'access_denied' }).expect(400)).body,
-      ).toMatchObject({ error: 'access_denied' });
+      ).toMatchObject({ error: 'Bad Request', reason: 'access_denied' });
     });
 
     it('repeated parameters', async () => {
@@ -295,7 +298,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       expect(
         (await callback(flow, { code: flow.code, state: [flow.state, flow.state] }).expect(400))
           .body,
-      ).toMatchObject({ error: 'malformed_callback' });
+      ).toMatchObject({ error: 'Bad Request', reason: 'malformed_callback' });
     });
 
     it('object parameters (?state[a]=x, ?code[a]=x with an extended query parser)', async () => {
@@ -309,7 +312,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
           .get(`/procore/oauth/callback?${query}`)
           .set('x-user-id', ownerId);
         expect(response.status).toBe(400);
-        expect(response.body).toMatchObject({ error: 'malformed_callback' });
+        expect(response.body).toMatchObject({ error: 'Bad Request', reason: 'malformed_callback' });
       }
       // The state was not consumed: the same browser still completes the flow.
       await callback(flow, { code: flow.code, state: flow.state }).expect(200);
@@ -321,7 +324,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
         .get('/procore/oauth/authorize?returnTo[a]=/x')
         .set('x-user-id', ownerId);
       expect(response.status).toBe(400);
-      expect(response.body).toMatchObject({ error: 'invalid_return_to' });
+      expect(response.body).toMatchObject({ error: 'Bad Request', reason: 'invalid_return_to' });
       expect(await pendingStates(ownerId)).toBe(0);
     });
 
@@ -339,7 +342,7 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
           .query({ returnTo })
           .set('x-user-id', ownerId)
           .expect(400);
-        expect(response.body).toMatchObject({ error: 'invalid_return_to' });
+        expect(response.body).toMatchObject({ error: 'Bad Request', reason: 'invalid_return_to' });
         expect(response.headers['set-cookie']).toBeUndefined();
       }
       expect(await pendingStates(ownerId)).toBe(0);
@@ -432,7 +435,8 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
         expect(response.status).toBe(400);
         expect(response.body).toEqual({
           statusCode: 400,
-          error: 'browser_mismatch',
+          error: 'Bad Request',
+          reason: 'browser_mismatch',
           message: expect.stringContaining('same browser'),
         });
         const answered = `${JSON.stringify(response.body)} ${JSON.stringify(response.headers)}`;

@@ -240,6 +240,7 @@ describe('unusable owner ids over HTTP answer 401 no_owner (real PostgreSQL, fak
         const response = await request(server()).get(path).set('x-user-json', owner).expect(401);
         expect(response.body).toEqual({
           statusCode: 401,
+          error: 'Unauthorized',
           reason: 'no_owner',
           message: 'No signed-in user on this request: authenticate before using Procore.',
           authorizePath: '/procore/oauth/authorize',

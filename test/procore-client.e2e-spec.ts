@@ -1176,6 +1176,7 @@ describe('ProcoreClient against the fake Procore API (real PostgreSQL)', () => {
         .expect(502);
       expect(failed.body).toEqual({
         statusCode: 502,
+        error: 'Bad Gateway',
         reason: 'procore_error',
         message: 'Procore answered an error.',
         procoreStatus: 404,

@@ -369,6 +369,7 @@ describe('named service accounts (real PostgreSQL, fake Procore)', () => {
 
       expect(response.body).toEqual({
         statusCode: 500,
+        error: 'Internal Server Error',
         reason: 'configuration_error',
         message: 'Procore authentication failed on the server.',
       });

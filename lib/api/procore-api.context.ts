@@ -3,7 +3,8 @@ import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-
 import { ProcoreCompanyDisconnectedError } from '../errors/procore-company-disconnected.error.js';
 import { ProcoreAuthEventType, type ProcoreAuthEvents } from '../events/procore-auth.events.js';
 import type { ProcoreApiTransport } from './procore-api.transport.js';
-import type { RateLimitGovernor } from './rate-limit.governor.js';
+import type { ProcoreMetrics } from '../metrics/procore-metrics.js';
+import type { ProcoreRateLimitState, RateLimitGovernor } from './rate-limit.governor.js';
 
 /**
  * Whose token a scoped client sends: an owner's (refreshed through the exactly-once protocol) or a
@@ -116,6 +117,8 @@ export interface ApiContext {
   log(method: string, url: URL, status: number, startedAt: number, attempts: number): void;
   /** A 429: emits `rate_limited`. */
   rateLimited(holder: TokenHolder, method: string, url: URL, retryAt: Date): void;
+  /** Every answer's rate-limit headers (a metric). */
+  rateLimitSeen(holder: TokenHolder, rateLimit: ProcoreRateLimitState): void;
 }
 
 export function createApiContext(params: {
@@ -124,6 +127,7 @@ export function createApiContext(params: {
   governor: RateLimitGovernor;
   events: ProcoreAuthEvents;
   logger: Logger;
+  metrics: ProcoreMetrics;
 }): ApiContext {
   const apiBase = new URL(params.options.apiBaseUrl);
   const apiBasePath = apiBase.pathname.replace(/\/+$/, '');
@@ -139,6 +143,7 @@ export function createApiContext(params: {
       params.events,
     ),
     log: (method, url, status, startedAt, attempts) => {
+      params.metrics.apiCall(method, status, Date.now() - startedAt);
       params.logger.debug(
         `Procore ${method} ${pathOf(url)} ${status || 'no answer'} in ${Date.now() - startedAt} ms (${attempts} attempt${attempts === 1 ? '' : 's'})`,
       );
@@ -152,6 +157,11 @@ export function createApiContext(params: {
         at: new Date(),
         retryAt,
       });
+    },
+    rateLimitSeen: (holder, rateLimit) => {
+      if (rateLimit.remaining !== undefined) {
+        params.metrics.rateLimitRemaining(rateLimit.remaining, holder.kind);
+      }
     },
   };
 }

@@ -187,6 +187,7 @@ export class ProcoreScopedClient {
       }
 
       const rateLimit = readRateLimit(exchange.headers);
+      this.context.rateLimitSeen(this.holder, rateLimit);
       const status = exchange.status;
       const retryAt =
         status === 429

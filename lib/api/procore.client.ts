@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { ProcoreAuthEvents } from '../events/procore-auth.events.js';
+import { ProcoreMetrics } from '../metrics/procore-metrics.js';
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
 import { normalizeOwner, type ProcoreOwnerId } from '../tokens/procore-owner-id.js';
 import { ProcoreServiceAccounts } from '../tokens/procore-service-accounts.js';
@@ -47,6 +48,7 @@ export class ProcoreClient implements OnModuleInit {
     transport: ProcoreApiTransport,
     events: ProcoreAuthEvents,
     moduleRef: ModuleRef,
+    metrics: ProcoreMetrics,
   ) {
     const logger = new Logger('ProcoreApi');
     this.resolveDataSource =
@@ -62,7 +64,7 @@ export class ProcoreClient implements OnModuleInit {
       else logger.warn(line);
       ledgerFailing = true;
     });
-    this.context = createApiContext({ options, transport, governor, events, logger });
+    this.context = createApiContext({ options, transport, governor, events, logger, metrics });
   }
 
   /** With database coordination, fails at bootstrap when `procore_rate_limits` is missing. */

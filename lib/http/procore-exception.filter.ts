@@ -1,4 +1,4 @@
-import { Catch, HttpException, Inject, Logger, type ArgumentsHost } from '@nestjs/common';
+import { Catch, Inject, type ArgumentsHost } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreRateLimitedError } from '../errors/procore-rate-limited.error.js';
@@ -9,13 +9,12 @@ import { toProcoreHttpException } from './procore-http-errors.js';
 /**
  * Answers the package's errors thrown inside a handler — e.g. a `ProcoreScopedClient` call whose
  * refresh Procore refused — the way the guard and the decorators do: 401 with `reason` and
- * `authorizePath`, 400, 503, or a generic 500 (logged once with its code, never a secret). Other
- * errors are not touched. Registered globally by the module (`APP_FILTER`); HTTP only.
+ * `authorizePath`, 400, 403, 429, 502, 503, or a generic 500 (each 5xx logged once with its
+ * cause, never a secret: see `toProcoreHttpException`). Other errors are not touched. Registered
+ * globally by the module (`APP_FILTER`); HTTP only.
  */
 @Catch(ProcoreAuthError)
 export class ProcoreExceptionFilter extends BaseExceptionFilter {
-  private readonly logger = new Logger('ProcoreAuth');
-
   @Inject(PROCORE_AUTH_ROUTES) private readonly routes!: ProcoreAuthRoutes;
 
   override catch(error: ProcoreAuthError, host: ArgumentsHost): void {
@@ -28,11 +27,6 @@ export class ProcoreExceptionFilter extends BaseExceptionFilter {
         host.switchToHttp().getResponse(),
         'Retry-After',
         String(seconds),
-      );
-    }
-    if (answer instanceof HttpException && answer.getStatus() >= 500) {
-      this.logger.error(
-        `${error.name} (${error.code}) answered ${answer.getStatus()}: ${error.message}`,
       );
     }
     super.catch(answer, host);

@@ -19,7 +19,11 @@ import {
 } from '../errors/procore-oauth-state.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
 import type { ProcoreAuthRoutes } from '../http/procore-auth-routes.js';
-import { procoreUnauthorized, toProcoreHttpException } from '../http/procore-http-errors.js';
+import {
+  procoreBadRequest,
+  procoreUnauthorized,
+  toProcoreHttpException,
+} from '../http/procore-http-errors.js';
 import { resolveOwnerId } from '../http/procore-request-owner.js';
 import { SkipProcoreAuth } from '../http/skip-procore-auth.decorator.js';
 import {
@@ -56,11 +60,8 @@ const MESSAGES: Record<RouteProblem, string> = {
     'Procore rejected the authorization code (expired or already used): start the connection again.',
 };
 
-function badRequest(error: keyof typeof MESSAGES): HttpException {
-  return new HttpException(
-    { statusCode: HttpStatus.BAD_REQUEST, error, message: MESSAGES[error] },
-    HttpStatus.BAD_REQUEST,
-  );
+function badRequest(reason: keyof typeof MESSAGES): HttpException {
+  return procoreBadRequest(reason, MESSAGES[reason]);
 }
 
 /**

@@ -26,6 +26,8 @@ import {
   type ProcoreTokenRecord,
 } from '../storage/procore-token.store.js';
 import { asProcoreError, redactDriverError, storageErrorCode } from '../storage/storage-errors.js';
+import { noteLogged } from '../logging/procore-error-log.js';
+import { ProcoreMetrics } from '../metrics/procore-metrics.js';
 import { ProcoreInFlightOperations } from './in-flight-operations.js';
 
 /** Recorded when a refresh call's outcome is unknown (5xx/timeout/reset after it was sent). */
@@ -118,6 +120,7 @@ export class ProcoreTokenRefresher {
     private readonly client: ProcoreOAuthClient,
     private readonly events: ProcoreAuthEvents,
     private readonly inFlight: ProcoreInFlightOperations,
+    private readonly metrics: ProcoreMetrics,
   ) {}
 
   /** Whether a row's access token still has more than `marginMs` left. */
@@ -142,6 +145,7 @@ export class ProcoreTokenRefresher {
     seenVersion?: number,
   ): Promise<IssuedAccessToken> {
     return this.inFlight.run('a token refresh', async () => {
+      const startedAt = performance.now();
       let outcome: Outcome;
       try {
         outcome = await this.queued(ownerId, () => this.attempts(ownerId, marginMs, seenVersion));
@@ -154,7 +158,7 @@ export class ProcoreTokenRefresher {
           attempts: 0,
         };
       }
-      return this.settle(ownerId, trigger, outcome);
+      return this.settle(ownerId, trigger, outcome, startedAt);
     });
   }
 
@@ -202,11 +206,13 @@ export class ProcoreTokenRefresher {
     attempt: number,
   ): Promise<Attempt> {
     let rotation: Rotation | undefined;
+    const lockAskedAt = performance.now();
     try {
       return await this.store.withLock(
         ownerId,
         this.options.lockTimeoutMs,
         async (record, writer) => {
+          this.metrics.lockWait(performance.now() - lockAskedAt);
           assertConnected(ownerId, record, this.options.environment);
           const margin = typeof marginMs === 'function' ? marginMs(record) : marginMs;
           const refreshedMeanwhile =
@@ -441,12 +447,16 @@ export class ProcoreTokenRefresher {
     ownerId: string,
     trigger: ProcoreRefreshTrigger,
     outcome: Outcome,
+    startedAt: number,
   ): IssuedAccessToken {
     const at = new Date();
+    const durationMs = performance.now() - startedAt;
     switch (outcome.kind) {
       case 'fresh':
+        this.metrics.refresh(trigger, 'fresh', durationMs);
         return { ...outcome.issued, refreshed: false };
       case 'refreshed':
+        this.metrics.refresh(trigger, 'refreshed', durationMs);
         this.events.emit({
           type: ProcoreAuthEventType.TokenRefreshed,
           ownerId,
@@ -457,6 +467,8 @@ export class ProcoreTokenRefresher {
         });
         return { ...outcome.issued, refreshed: true };
       case 'reauthorization':
+        this.metrics.refresh(trigger, 'reauthorization_required', durationMs);
+        this.metrics.reauthorizationRequired(outcome.cause);
         this.logger.warn(
           `Procore connection of owner "${ownerId}" needs reauthorization (${outcome.cause}).`,
         );
@@ -473,6 +485,7 @@ export class ProcoreTokenRefresher {
         );
       case 'failed': {
         const errorCode = errorCodeOf(outcome.error);
+        this.metrics.refresh(trigger, 'failed', durationMs, errorCode);
         this.logger.warn(
           `Procore token refresh failed for owner "${ownerId}" (${errorCode}, ${outcome.attempts} attempt(s), trigger ${trigger}).`,
         );
@@ -484,6 +497,8 @@ export class ProcoreTokenRefresher {
           attempts: outcome.attempts,
           trigger,
         });
+        // Logged above with its cause: a 5xx answered for it does not log it again.
+        noteLogged(outcome.error);
         if (outcome.error instanceof ProcoreTransientError) {
           throw new ProcoreTokenRefreshError(ownerId, outcome.attempts, { cause: outcome.error });
         }

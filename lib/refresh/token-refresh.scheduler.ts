@@ -12,6 +12,7 @@ import { ProcoreReauthorizationRequiredError } from '../errors/procore-reauthori
 import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { storageErrorCode } from '../storage/storage-errors.js';
+import { ProcoreMetrics } from '../metrics/procore-metrics.js';
 import { ProcoreTokenRefresher } from './procore-token.refresher.js';
 
 /** Name under which the job is registered with `SchedulerRegistry` when the app has one. */
@@ -60,6 +61,7 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
     private readonly store: ProcoreTokenStore,
     private readonly refresher: ProcoreTokenRefresher,
     private readonly moduleRef: ModuleRef,
+    private readonly metrics: ProcoreMetrics,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -141,6 +143,7 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
       this.failing = code;
     }
     summary.durationMs = Date.now() - startedAt;
+    this.metrics.schedulerTick(summary.durationMs, summary.claimed);
     const line = `Procore token refresh: claimed ${summary.claimed}, refreshed ${summary.refreshed}, skipped ${summary.skipped}, failed ${summary.failed}, reauthorization required ${summary.reauthorizationRequired} in ${summary.durationMs} ms`;
     if (summary.claimed > 0) this.logger.log(line);
     else this.logger.debug(line);

@@ -14,6 +14,7 @@ import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.
 import { isTransient, ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
 import { assertSafeReturnTo } from '../oauth/return-to.js';
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from '../procore-auth.constants.js';
+import { ProcoreMetrics } from '../metrics/procore-metrics.js';
 import { ProcoreInFlightOperations } from '../refresh/in-flight-operations.js';
 import {
   assertConnected,
@@ -82,6 +83,7 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     private readonly events: ProcoreAuthEvents,
     private readonly inFlight: ProcoreInFlightOperations,
     private readonly serviceAccounts: ProcoreServiceAccounts,
+    private readonly metrics: ProcoreMetrics,
   ) {
     this.cache = new AccessTokenCache(options.cache.maxEntries, options.cache.ttlSeconds);
     this.lastUsed = new LastUsedRecorder(store, options.touchIntervalSeconds * 1000);
@@ -200,9 +202,11 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
     const owner = normalizeOwner(ownerId);
     const cached = this.cache.get(owner, this.skewMs);
     if (cached !== undefined) {
+      this.metrics.cacheHit();
       this.lastUsed.record(owner);
       return cached;
     }
+    this.metrics.cacheMiss();
     const issued = await this.loads.run(owner, () => this.load(owner));
     this.lastUsed.record(owner);
     return issued.token;
