@@ -1,7 +1,10 @@
 import { Injectable, type OnApplicationShutdown } from '@nestjs/common';
 import { Observable, Subject, filter } from 'rxjs';
 
-/** Event names, usable as `@OnEvent()` names when you bridge the stream to `@nestjs/event-emitter`. */
+/**
+ * Event names. When the app has `@nestjs/event-emitter` (`EventEmitterModule.forRoot()`), every
+ * event is also emitted through `EventEmitter2` under its name: `@OnEvent('procore.token.refreshed')`.
+ */
 export const ProcoreAuthEventType = {
   Connected: 'procore.connection.connected',
   TokenRefreshed: 'procore.token.refreshed',
@@ -67,8 +70,8 @@ export type ProcoreAuthEvent =
 
 /**
  * The module's event stream. Subscribe to `events$` (or `on(type)`), e.g. to alert on
- * reauthorizations or to forward events to `EventEmitter2`:
- * `events.events$.subscribe((event) => emitter.emit(event.type, event))`.
+ * reauthorizations. With `@nestjs/event-emitter` in the app, the same events also reach
+ * `@OnEvent()` listeners (see `ProcoreAuthEventType`).
  */
 @Injectable()
 export class ProcoreAuthEvents implements OnApplicationShutdown {

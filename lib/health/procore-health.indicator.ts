@@ -37,11 +37,12 @@ export interface ProcoreHealthCheckOptions {
 
 interface Cached<T> {
   value: T;
-  until: number;
+  /** When it was measured (epoch ms). */
+  at: number;
 }
 
 /** The probe owner id: no real owner can hold it (owner ids cannot contain control characters). */
-const PROBE_OWNER = '\u0000health-check';
+const PROBE_OWNER = '\u0001health-check';
 
 /**
  * A health indicator for `@nestjs/terminus` (which it does not need at runtime: it returns
@@ -105,10 +106,10 @@ export class ProcoreHealthIndicator {
   }
 
   private async probeEndpoint(timeoutMs: number, cacheMs: number): Promise<string | undefined> {
-    if (this.endpoint && this.endpoint.until > Date.now()) return this.endpoint.value;
+    if (this.endpoint && this.endpoint.at + cacheMs > Date.now()) return this.endpoint.value;
     // Concurrent health checks share one probe.
     this.endpointProbe ??= this.callTokenEndpoint(timeoutMs).then((value) => {
-      this.endpoint = { value, until: Date.now() + cacheMs };
+      this.endpoint = { value, at: Date.now() };
       this.endpointProbe = undefined;
       return value;
     });
@@ -151,7 +152,7 @@ export class ProcoreHealthIndicator {
     cacheMs: number,
   ): Promise<number | undefined> {
     if (!(this.store instanceof TypeOrmProcoreTokenStore)) return undefined;
-    if (this.reauthorizations && this.reauthorizations.until > Date.now()) {
+    if (this.reauthorizations && this.reauthorizations.at + cacheMs > Date.now()) {
       return this.reauthorizations.value;
     }
     try {
@@ -162,7 +163,7 @@ export class ProcoreHealthIndicator {
           .count({ where: { status: 'reauthorization_required' } }),
         timeoutMs,
       );
-      this.reauthorizations = { value: count, until: Date.now() + cacheMs };
+      this.reauthorizations = { value: count, at: Date.now() };
       return this.reauthorizations.value;
     } catch {
       return undefined;
