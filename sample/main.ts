@@ -1,12 +1,21 @@
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
-import { applyEmbeddedDefaults } from './embedded-defaults.js';
+import { createServer } from 'node:net';
+import { applyEmbeddedDefaults, SampleStartupError } from './embedded-defaults.js';
 
 async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
+  // Before anything starts: a port in use is the most common start-up failure.
+  await assertPortFree(port);
   const defaults = await applyEmbeddedDefaults(port);
-  const app = await NestFactory.create(AppModule);
+  // Nest's own logs wait until the app is up: a failure is reported once, by startupFailed().
+  const app = await NestFactory.create(AppModule, {
+    abortOnError: false,
+    bufferLogs: true,
+    autoFlushLogs: false,
+  });
+  app.flushLogs();
   await app.listen(port, '127.0.0.1');
 
   const base = `http://localhost:${port}`;
@@ -49,4 +58,28 @@ async function bootstrap(): Promise<void> {
   process.once('SIGTERM', () => void shutdown());
 }
 
-void bootstrap();
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      fail(
+        error.code === 'EADDRINUSE'
+          ? new SampleStartupError(
+              `port ${port} of 127.0.0.1 is in use (another sample still running?): stop what listens there, or set PORT to a free port`,
+            )
+          : error,
+      ),
+    );
+    probe.listen(port, '127.0.0.1', () => probe.close(() => done()));
+  });
+}
+
+/** One line on stderr, no stack trace, exit code 1 (the embedded server stops with this process). */
+function startupFailed(error: unknown): never {
+  // The sample's and the package's errors say what to do; a stack trace would bury that.
+  const message = error instanceof Error ? error.message.trim() : String(error);
+  console.error(`The nestjs-procore-auth sample could not start: ${message}`);
+  process.exit(1);
+}
+
+bootstrap().catch(startupFailed);

