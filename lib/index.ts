@@ -19,7 +19,9 @@ export {
 export type * from './interfaces/procore-auth-options.interface.js';
 export type * from './interfaces/procore-connection.interface.js';
 export type * from './interfaces/procore-token-response.interface.js';
+export type * from './interfaces/procore-storage-options.interface.js';
 export { ProcoreAuthGuard } from './http/procore-auth.guard.js';
+export { ProcoreRequestOwnerResolver } from './http/procore-request-owner.resolver.js';
 export type { ProcoreAuthRoutes } from './http/procore-auth-routes.js';
 export type {
   ProcoreBadRequestBody,

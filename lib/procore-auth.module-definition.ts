@@ -4,8 +4,10 @@ import type {
   ProcoreAuthModuleOptions,
   ProcoreRoutesOptions,
 } from './interfaces/procore-auth-options.interface.js';
+import type { ProcoreStorageOptions } from './interfaces/procore-storage-options.interface.js';
 import { createProcoreOAuthController } from './oauth/procore-oauth.controller.js';
 import { PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
+import { procoreStorageProviders } from './storage/procore-storage.providers.js';
 
 /**
  * Module-level settings, given next to the options in `forRoot({ ... })` and next to
@@ -16,6 +18,11 @@ export interface ProcoreAuthModuleExtras {
   isGlobal?: boolean;
   /** The OAuth routes. Default: mounted under `procore/oauth`. */
   routes?: ProcoreRoutesOptions;
+  /**
+   * The token and state stores, as instances or classes (`ProcoreStorageOptions`). Default: the
+   * TypeORM stores on the `dataSource` option.
+   */
+  storage?: ProcoreStorageOptions;
 }
 
 export const {
@@ -28,15 +35,18 @@ export const {
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createProcoreAuthOptions')
   .setExtras<ProcoreAuthModuleExtras>(
-    { isGlobal: false, routes: undefined },
+    { isGlobal: false, routes: undefined, storage: undefined },
     (definition, extras) => {
       const routes = resolveProcoreAuthRoutes(extras.routes);
       return {
         ...definition,
         global: extras.isGlobal,
-        controllers: routes.enabled ? [createProcoreOAuthController(routes.path)] : [],
+        controllers: routes.enabled
+          ? [createProcoreOAuthController(routes.path, extras.routes?.guards)]
+          : [],
         providers: [
           ...(definition.providers ?? []),
+          ...procoreStorageProviders(extras.storage),
           { provide: PROCORE_AUTH_ROUTES, useValue: routes },
         ],
         exports: [...(definition.exports ?? []), PROCORE_AUTH_ROUTES],

@@ -8,6 +8,8 @@ import {
 import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { ProcoreApiPipe } from './http/procore-api.decorator.js';
+import { ProcoreRequestOwnerResolver } from './http/procore-request-owner.resolver.js';
+import { ProcoreRequestTokens } from './http/procore-request-tokens.js';
 import { ProcoreClient } from './api/procore.client.js';
 import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { procoreAuthProviders } from './procore-auth.providers.js';
@@ -16,6 +18,7 @@ import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import { ProcoreHealthIndicator } from './health/procore-health.indicator.js';
 import { procoreAuthEntities } from './storage/index.js';
 import { ProcoreTokenStore } from './storage/procore-token.store.js';
+import type { ProcoreStorageOptions } from './interfaces/procore-storage-options.interface.js';
 import { ProcoreTokenService } from './tokens/procore-token.service.js';
 
 /** Lets `autoLoadEntities: true` pick up the entities on the given (or default) DataSource. */
@@ -26,6 +29,15 @@ function registerEntities(dataSource: unknown): void {
     procoreAuthEntities,
     typeof dataSource === 'string' ? dataSource : undefined,
   );
+}
+
+/**
+ * Whether a TypeORM store is in use (so `autoLoadEntities` should see the entities). With both
+ * stores replaced, an app that keeps `api.rateLimitCoordination: 'database'` lists
+ * `procoreAuthEntities` on its DataSource itself.
+ */
+function usesTypeOrm(storage: ProcoreStorageOptions | undefined): boolean {
+  return storage?.tokens === undefined || storage.states === undefined;
 }
 
 /**
@@ -40,6 +52,8 @@ function registerEntities(dataSource: unknown): void {
     ProcoreAuthEvents,
     ProcoreHealthIndicator,
     ProcoreTokenStore,
+    ProcoreRequestOwnerResolver,
+    ProcoreRequestTokens,
     ProcoreTokenPipe,
     ProcoreClient,
     ProcoreApiPipe,
@@ -50,12 +64,12 @@ function registerEntities(dataSource: unknown): void {
 })
 export class ProcoreAuthModule extends ConfigurableProcoreAuthModule {
   static override forRoot(options: typeof PROCORE_AUTH_OPTIONS_TYPE): DynamicModule {
-    registerEntities(options.dataSource);
+    if (usesTypeOrm(options.storage)) registerEntities(options.dataSource);
     return super.forRoot(options);
   }
 
   static override forRootAsync(options: typeof PROCORE_AUTH_ASYNC_OPTIONS_TYPE): DynamicModule {
-    registerEntities(undefined);
+    if (usesTypeOrm(options.storage)) registerEntities(undefined);
     return super.forRootAsync(options);
   }
 }

@@ -1,5 +1,5 @@
 import type { Provider } from '@nestjs/common';
-import { APP_FILTER, ModuleRef } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { ProcoreExceptionFilter } from './http/procore-exception.filter.js';
 import {
   resolveProcoreAuthOptions,
@@ -11,6 +11,8 @@ import { ProcoreAuthEvents } from './events/procore-auth.events.js';
 import type { ProcoreAuthModuleOptions } from './interfaces/procore-auth-options.interface.js';
 import { ProcoreTokenPipe } from './http/procore-token.decorator.js';
 import { ProcoreApiPipe } from './http/procore-api.decorator.js';
+import { ProcoreRequestOwnerResolver } from './http/procore-request-owner.resolver.js';
+import { ProcoreRequestTokens } from './http/procore-request-tokens.js';
 import { ProcoreApiTransport } from './api/procore-api.transport.js';
 import { ProcoreEventEmitterBridge } from './events/procore-event-emitter.bridge.js';
 import { ProcoreHealthIndicator } from './health/procore-health.indicator.js';
@@ -23,41 +25,32 @@ import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js
 import { ProcoreInFlightOperations } from './refresh/in-flight-operations.js';
 import { ProcoreTokenRefresher } from './refresh/procore-token.refresher.js';
 import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
-import { dataSourceResolver } from './storage/data-source.resolver.js';
-import { ProcoreOAuthStateStore } from './storage/procore-oauth-state.store.js';
-import { ProcoreTokenStore } from './storage/procore-token.store.js';
-import { TypeOrmProcoreOAuthStateStore } from './storage/typeorm-procore-oauth-state.store.js';
-import { TypeOrmProcoreTokenStore } from './storage/typeorm-procore-token.store.js';
+import { PROCORE_CUSTOM_TOKEN_STORE } from './storage/procore-storage.providers.js';
 import { ProcoreServiceAccounts } from './tokens/procore-service-accounts.js';
 import { ProcoreTokenService } from './tokens/procore-token.service.js';
 
-/** Every provider of the module; defaults and validation happen once, in `resolveProcoreAuthOptions`. */
+/**
+ * Every provider of the module but the stores (`procoreStorageProviders`, added with the module's
+ * settings); defaults and validation happen once, in `resolveProcoreAuthOptions`.
+ */
 export const procoreAuthProviders: Provider[] = [
   {
     provide: PROCORE_AUTH_OPTIONS,
-    useFactory: (raw: ProcoreAuthModuleOptions) => resolveProcoreAuthOptions(raw),
-    inject: [PROCORE_AUTH_MODULE_OPTIONS],
+    // The shared rate-limit ledger lives in the TypeORM DataSource: an app that keeps its tokens
+    // elsewhere may have none, so there each instance keeps its own view unless told otherwise.
+    useFactory: (raw: ProcoreAuthModuleOptions, customTokenStore: boolean) =>
+      resolveProcoreAuthOptions(
+        customTokenStore && raw.api?.rateLimitCoordination === undefined
+          ? { ...raw, api: { ...raw.api, rateLimitCoordination: 'instance' } }
+          : raw,
+      ),
+    inject: [PROCORE_AUTH_MODULE_OPTIONS, PROCORE_CUSTOM_TOKEN_STORE],
   },
   {
     provide: PROCORE_TOKEN_CIPHER,
     useFactory: (options: ResolvedProcoreAuthOptions) =>
       new TokenCipher(options.encryptionKey, options.previousEncryptionKeys),
     inject: [PROCORE_AUTH_OPTIONS],
-  },
-  {
-    provide: ProcoreTokenStore,
-    useFactory: (options: ResolvedProcoreAuthOptions, moduleRef: ModuleRef) =>
-      new TypeOrmProcoreTokenStore(dataSourceResolver(options.dataSource, moduleRef)),
-    inject: [PROCORE_AUTH_OPTIONS, ModuleRef],
-  },
-  {
-    provide: ProcoreOAuthStateStore,
-    useFactory: (options: ResolvedProcoreAuthOptions, moduleRef: ModuleRef) =>
-      new TypeOrmProcoreOAuthStateStore(
-        dataSourceResolver(options.dataSource, moduleRef),
-        options.maxPendingStatesPerOwner,
-      ),
-    inject: [PROCORE_AUTH_OPTIONS, ModuleRef],
   },
   ProcoreAuthEvents,
   ProcoreEventEmitterBridge,
@@ -70,6 +63,8 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreServiceAccounts,
   ProcoreTokenService,
   ProcoreKeyRotationService,
+  ProcoreRequestOwnerResolver,
+  ProcoreRequestTokens,
   ProcoreTokenPipe,
   ProcoreApiTransport,
   ProcoreClient,

@@ -8,12 +8,11 @@ import {
 import type { ProcoreCompanyId } from '../api/company-id.js';
 import { ProcoreClient } from '../api/procore.client.js';
 import type { ProcoreScopedClient } from '../api/procore-scoped-client.js';
-import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
-import { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
-import { ProcoreTokenService } from '../tokens/procore-token.service.js';
+import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
-import { procoreUnauthorized, toProcoreHttpException } from './procore-http-errors.js';
-import { rememberToken, resolveOwnerId, tokenResolvedByGuard } from './procore-request-owner.js';
+import { procoreRequestOf } from './procore-execution-context.js';
+import { toProcoreHttpException } from './procore-http-errors.js';
+import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
 /** Options of `@ProcoreApi()`. */
 export interface ProcoreApiParamOptions {
@@ -42,8 +41,7 @@ export class ProcoreApiPipe implements PipeTransform<
 > {
   constructor(
     private readonly client: ProcoreClient,
-    private readonly tokens: ProcoreTokenService,
-    @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
+    private readonly requestTokens: ProcoreRequestTokens,
     @Inject(PROCORE_AUTH_ROUTES) private readonly routes: ProcoreAuthRoutes,
   ) {}
 
@@ -54,13 +52,10 @@ export class ProcoreApiPipe implements PipeTransform<
         const name = options.serviceAccount === true ? undefined : options.serviceAccount;
         return this.client.forServiceAccount(name, { companyId });
       }
-      const ownerId = resolveOwnerId(this.options.ownerResolver, request);
-      if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
-      // Checked now, so a user without a usable connection gets the same 401 as @ProcoreToken()
-      // before the handler runs (a cache hit: no database round trip, and the client reuses it).
-      if (tokenResolvedByGuard(request, ownerId) === undefined) {
-        rememberToken(request, ownerId, await this.tokens.getAccessToken(ownerId));
-      }
+      // The token is looked up now, so a user without a usable connection gets the same 401 as
+      // @ProcoreToken() before the handler runs (a cache hit: no database round trip, and the
+      // client reuses it).
+      const { ownerId } = await this.requestTokens.forRequest(request);
       return this.client.forOwner(ownerId, { companyId });
     } catch (error) {
       throw toProcoreHttpException(error, this.routes.authorizePath);
@@ -70,7 +65,7 @@ export class ProcoreApiPipe implements PipeTransform<
 
 const ProcoreApiParam = createParamDecorator(
   (options: ProcoreApiParamOptions | undefined, context: ExecutionContext): ProcoreApiRequest => ({
-    request: context.switchToHttp().getRequest<unknown>(),
+    request: procoreRequestOf(context, '@ProcoreApi()'),
     options: options ?? {},
   }),
 );

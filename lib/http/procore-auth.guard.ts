@@ -8,19 +8,31 @@ import {
 } from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
+import { procoreRequestOf } from './procore-execution-context.js';
 import { procoreUnauthorized, toProcoreHttpException } from './procore-http-errors.js';
-import { rememberToken, resolveOwnerId } from './procore-request-owner.js';
+import { rememberToken } from './procore-request-owner.js';
+import { ProcoreRequestOwnerResolver } from './procore-request-owner.resolver.js';
 
 /**
  * Lets a request through only when its owner has a usable Procore connection; otherwise answers
  * 401 `{ statusCode, reason, message, authorizePath }` with reason `no_owner`, `not_connected` or
  * `reauthorization_required`. Use it per route, per controller or globally (`APP_GUARD`), with
- * `@SkipProcoreAuth()` for exceptions. The token it resolves is reused by `@ProcoreToken()`.
+ * `@SkipProcoreAuth()` for exceptions. The owner and token it resolves are reused by
+ * `@ProcoreToken()` and `@ProcoreApi()`.
  *
- * Subclass it to change how the owner is found (`getOwnerId`) or what is answered (`throwFor`).
+ * Works on HTTP handlers and GraphQL resolvers (the request of the GraphQL context). Any other
+ * context (`rpc`, `ws`) is refused with a `ProcoreConfigurationError` unless `@SkipProcoreAuth()`
+ * exempts it: it is never let through unchecked.
+ *
+ * The owner comes from `ProcoreRequestOwnerResolver` (the `ownerResolver` option), the one the
+ * decorators and the OAuth routes use: change it there rather than in a subclass. Subclass to
+ * change what is answered (`throwFor`).
  */
 @Injectable()
 export class ProcoreAuthGuard implements CanActivate {
+  /** A property, so subclasses written against the four-argument constructor keep working. */
+  @Inject(ProcoreRequestOwnerResolver) protected readonly owners!: ProcoreRequestOwnerResolver;
+
   constructor(
     protected readonly reflector: Reflector,
     protected readonly tokens: ProcoreTokenService,
@@ -29,8 +41,8 @@ export class ProcoreAuthGuard implements CanActivate {
   ) {}
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    if (context.getType() !== 'http' || this.shouldSkip(context)) return true;
-    const request = context.switchToHttp().getRequest<unknown>();
+    if (this.shouldSkip(context)) return true;
+    const request = procoreRequestOf(context, 'ProcoreAuthGuard');
     const ownerId = this.getOwnerId(request);
     if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
     try {
@@ -51,9 +63,12 @@ export class ProcoreAuthGuard implements CanActivate {
     );
   }
 
-  /** The owner of the request; by default the `ownerResolver` option (`req.user.id`). */
+  /**
+   * The owner of the request: `ProcoreRequestOwnerResolver`'s answer (the `ownerResolver` option,
+   * `req.user.id` by default). The decorators use whatever owner the guard settled on.
+   */
   protected getOwnerId(request: unknown): string | undefined {
-    return resolveOwnerId(this.options.ownerResolver, request);
+    return this.owners.resolve(request);
   }
 
   /** The exception answered for a library error. */

@@ -1,28 +1,21 @@
-import type { ProcoreOwnerResolver } from '../interfaces/procore-auth-options.interface.js';
-
-/** Where the guard leaves the token it resolved, so `@ProcoreToken()` does not look it up again. */
+/**
+ * Where the guard leaves the owner and token it resolved, so `@ProcoreToken()` and `@ProcoreApi()`
+ * use the same owner (even a subclassed guard's) and do not look the token up again.
+ */
 export const PROCORE_REQUEST_TOKEN = Symbol('procore.access-token');
 
-/** The request's owner id as a string, or undefined when the resolver finds none. */
-export function resolveOwnerId(
-  resolver: ProcoreOwnerResolver,
-  request: unknown,
-): string | undefined {
-  const owner = resolver(request);
-  if (owner === undefined || owner === null || owner === '') return undefined;
-  // NaN, Infinity or 2^53+ would become the owner "NaN" or a rounded id: treat as no owner.
-  if (typeof owner === 'number' && !Number.isSafeInteger(owner)) return undefined;
-  return String(owner);
+/** The owner and token resolved earlier in this request (by the guard or a decorator). */
+export interface ResolvedRequestToken {
+  ownerId: string;
+  token: string;
 }
 
-/** The token the guard resolved for this request and owner, if any. */
-export function tokenResolvedByGuard(request: unknown, ownerId: string): string | undefined {
-  const entry = (request as Record<symbol, { ownerId: string; token: string } | undefined>)[
-    PROCORE_REQUEST_TOKEN
-  ];
-  return entry?.ownerId === ownerId ? entry.token : undefined;
+export function resolvedToken(request: unknown): ResolvedRequestToken | undefined {
+  if (!request || typeof request !== 'object') return undefined;
+  return (request as Record<symbol, ResolvedRequestToken | undefined>)[PROCORE_REQUEST_TOKEN];
 }
 
 export function rememberToken(request: unknown, ownerId: string, token: string): void {
+  if (!request || typeof request !== 'object') return;
   (request as Record<symbol, unknown>)[PROCORE_REQUEST_TOKEN] = { ownerId, token };
 }

@@ -5,12 +5,12 @@ import {
   type ExecutionContext,
   type PipeTransform,
 } from '@nestjs/common';
-import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
-import { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
+import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
-import { procoreUnauthorized, toProcoreHttpException } from './procore-http-errors.js';
-import { resolveOwnerId, tokenResolvedByGuard } from './procore-request-owner.js';
+import { procoreRequestOf } from './procore-execution-context.js';
+import { toProcoreHttpException } from './procore-http-errors.js';
+import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
 /** Options of `@ProcoreToken()`. */
 export interface ProcoreTokenOptions {
@@ -33,7 +33,7 @@ interface ProcoreTokenRequest {
 export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Promise<string>> {
   constructor(
     private readonly tokens: ProcoreTokenService,
-    @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
+    private readonly requestTokens: ProcoreRequestTokens,
     @Inject(PROCORE_AUTH_ROUTES) private readonly routes: ProcoreAuthRoutes,
   ) {}
 
@@ -44,9 +44,7 @@ export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Prom
         const name = serviceAccount === true ? undefined : serviceAccount;
         return await this.tokens.getClientCredentialsToken(name);
       }
-      const ownerId = resolveOwnerId(this.options.ownerResolver, request);
-      if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
-      return tokenResolvedByGuard(request, ownerId) ?? (await this.tokens.getAccessToken(ownerId));
+      return (await this.requestTokens.forRequest(request)).token;
     } catch (error) {
       throw toProcoreHttpException(error, this.routes.authorizePath);
     }
@@ -55,7 +53,7 @@ export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Prom
 
 const ProcoreTokenParam = createParamDecorator(
   (options: ProcoreTokenOptions | undefined, context: ExecutionContext): ProcoreTokenRequest => ({
-    request: context.switchToHttp().getRequest<unknown>(),
+    request: procoreRequestOf(context, '@ProcoreToken()'),
     options: options ?? {},
   }),
 );
@@ -63,7 +61,9 @@ const ProcoreTokenParam = createParamDecorator(
 /**
  * A valid Procore access token for the request's owner, as a handler parameter:
  * `list(@ProcoreToken() token: string)`. Works with or without `ProcoreAuthGuard` (and reuses the
- * guard's lookup when both are used); answers the same 401 bodies as the guard.
+ * guard's owner and lookup when both are used); answers the same 401 bodies as the guard. Works in
+ * GraphQL resolvers too (the request of the GraphQL context), where a 401 becomes a GraphQL error
+ * carrying the same body (`extensions.originalError.reason` with `@nestjs/apollo`).
  * `@ProcoreToken({ serviceAccount: true })` yields the app's client-credentials token, and
  * `@ProcoreToken({ serviceAccount: 'reports' })` that of the named service account.
  */

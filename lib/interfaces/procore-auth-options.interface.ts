@@ -1,3 +1,4 @@
+import type { CanActivate, Type } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
 
 /** Procore environments with preset hosts. Tokens never cross environments. */
@@ -107,7 +108,22 @@ export interface ProcoreRoutesOptions {
    * the app has a global prefix (`/api/procore/oauth/authorize`) or its own connect page.
    */
   authorizePath?: string;
+  /**
+   * The app's own guards for the OAuth routes (classes or instances, run like `@UseGuards()`):
+   * an array for both routes, or `{ authorize, callback }` per route. A guard that signs the user
+   * in (sets `req.user`) lets the routes find the owner. Browsers reach `callback` by a redirect
+   * from Procore, with cookies but no `Authorization` header: guard it only with a guard that
+   * accepts such a request (a session), and leave header guards to `authorize`. Guard classes are
+   * instantiated inside `ProcoreAuthModule`: their dependencies must be global, or come from
+   * `forRootAsync`'s `imports`. Global guards (`APP_GUARD`) apply to these routes anyway.
+   * Default: none.
+   */
+  guards?:
+    ProcoreRouteGuard[] | { authorize?: ProcoreRouteGuard[]; callback?: ProcoreRouteGuard[] };
 }
+
+/** A guard given to `routes.guards`: a class Nest instantiates, or an instance. */
+export type ProcoreRouteGuard = CanActivate | Type<CanActivate>;
 
 /** The client credentials of one Procore service account (client-credentials grant). */
 export interface ProcoreServiceAccountCredentials {

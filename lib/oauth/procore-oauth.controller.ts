@@ -8,11 +8,16 @@ import {
   Query,
   Req,
   Res,
+  UseGuards,
   type Type,
 } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
+import type {
+  ProcoreRouteGuard,
+  ProcoreRoutesOptions,
+} from '../interfaces/procore-auth-options.interface.js';
 import {
   ProcoreOAuthStateError,
   type ProcoreOAuthStateProblem,
@@ -24,7 +29,7 @@ import {
   procoreUnauthorized,
   toProcoreHttpException,
 } from '../http/procore-http-errors.js';
-import { resolveOwnerId } from '../http/procore-request-owner.js';
+import { ProcoreRequestOwnerResolver } from '../http/procore-request-owner.resolver.js';
 import { SkipProcoreAuth } from '../http/skip-procore-auth.decorator.js';
 import {
   PROCORE_AUTH_OPTIONS,
@@ -91,6 +96,9 @@ function safeLocation(returnTo: string | null): string | null {
 export class ProcoreOAuthController {
   private bindingOf: OAuthBrowserBinding | undefined;
 
+  /** The owner of a request, as the guard and the decorators see it (a property: see the guard). */
+  @Inject(ProcoreRequestOwnerResolver) protected readonly owners!: ProcoreRequestOwnerResolver;
+
   constructor(
     protected readonly tokens: ProcoreTokenService,
     @Inject(PROCORE_AUTH_OPTIONS) protected readonly options: ResolvedProcoreAuthOptions,
@@ -119,7 +127,7 @@ export class ProcoreOAuthController {
     @Res() response: unknown,
     @Query('returnTo') returnTo: QueryValue,
   ): Promise<void> {
-    const ownerId = resolveOwnerId(this.options.ownerResolver, request);
+    const ownerId = this.owners.resolve(request);
     if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
     const target = single(returnTo);
     if (target === null) throw badRequest('invalid_return_to');
@@ -166,7 +174,7 @@ export class ProcoreOAuthController {
     try {
       const result = await this.tokens.handleCallback({
         ...params,
-        ownerId: resolveOwnerId(this.options.ownerResolver, request),
+        ownerId: this.owners.resolve(request),
       });
       const location = safeLocation(result.returnTo);
       if (location) {
@@ -191,9 +199,47 @@ export class ProcoreOAuthController {
   }
 }
 
-/** The controller mounted under the configured path (a subclass, so the base stays reusable). */
-export function createProcoreOAuthController(path: string): Type<ProcoreOAuthController> {
+/**
+ * Gives the mounted class its own copy of a route method, carrying the base method's metadata
+ * (path, verb, `@SkipProcoreAuth()`, documentation) plus `guards`: guards set on the base
+ * method itself would leak into every other mounted copy.
+ */
+function guardRoute(
+  mounted: Type<ProcoreOAuthController>,
+  name: 'authorize' | 'callback',
+  guards: ProcoreRouteGuard[],
+): void {
+  const base = ProcoreOAuthController.prototype[name] as (...args: unknown[]) => unknown;
+  const own = {
+    [name](this: ProcoreOAuthController, ...args: unknown[]) {
+      return base.apply(this, args);
+    },
+  }[name];
+  for (const key of Reflect.getMetadataKeys(base)) {
+    Reflect.defineMetadata(key, Reflect.getMetadata(key, base), own);
+  }
+  const descriptor = { value: own, writable: true, configurable: true, enumerable: false };
+  Object.defineProperty(mounted.prototype, name, descriptor);
+  UseGuards(...guards)(mounted.prototype, name, descriptor);
+}
+
+/**
+ * The controller mounted under the configured path (a subclass, so the base stays reusable), with
+ * the app's guards (`routes.guards`).
+ */
+export function createProcoreOAuthController(
+  path: string,
+  guards: ProcoreRoutesOptions['guards'] = [],
+): Type<ProcoreOAuthController> {
   @Controller(path)
   class MountedProcoreOAuthController extends ProcoreOAuthController {}
+  if (Array.isArray(guards)) {
+    if (guards.length > 0) UseGuards(...guards)(MountedProcoreOAuthController);
+  } else {
+    for (const name of ['authorize', 'callback'] as const) {
+      const routeGuards = guards[name] ?? [];
+      if (routeGuards.length > 0) guardRoute(MountedProcoreOAuthController, name, routeGuards);
+    }
+  }
   return MountedProcoreOAuthController;
 }

@@ -14,19 +14,32 @@ export type ConsumedState =
   | { kind: 'unknown' }
   | { kind: 'owner_mismatch' };
 
-/** Persistence of pending authorizations. The TypeORM implementation is the default. */
+/**
+ * Persistence of pending authorizations (the one-time `state` of the authorization-code flow).
+ * The TypeORM implementation is the default; plug in your own with the module's
+ * `storage: { states: MyStore }` setting and prove it with `runProcoreOAuthStateStoreContract()`
+ * from `nestjs-procore-auth/testing`. Guarantees, across every instance sharing the store:
+ *
+ * - **One-time.** A saved state is consumed at most once, however many callbacks race for it.
+ * - **Owner-bound.** Consuming with another owner's id consumes nothing and says `owner_mismatch`.
+ * - **Bounded per owner.** At most `maxPendingStatesPerOwner` pending states per owner (the module
+ *   option, default 10; inject `PROCORE_AUTH_OPTIONS` to read it), the newest kept.
+ * - **Returned as saved.** Expiry is checked by the caller: a store may purge states long past
+ *   `expiresAt`, but must not refuse to return an unexpired one.
+ */
 export abstract class ProcoreOAuthStateStore {
   /**
    * Saves a new pending authorization (and may purge expired ones). Keeps at most
    * `maxPendingStatesPerOwner` pending states per owner, the newest: older ones are deleted in
-   * the same operation, also when the same owner authorizes concurrently.
+   * the same atomic step, also when the same owner authorizes concurrently.
    */
   abstract save(record: ProcoreOAuthStateRecord): Promise<void>;
 
   /**
    * Atomically takes the state out of the store: two callbacks with the same state can never both
-   * succeed. With `ownerId`, a state that belongs to someone else is left untouched and reported
-   * as `owner_mismatch`.
+   * get `consumed`. With `ownerId`, a state that belongs to someone else is left untouched and
+   * reported as `owner_mismatch`; without it, the state is consumed whoever it belongs to. An
+   * unknown or already consumed state is `unknown`.
    */
   abstract consume(stateHash: string, ownerId: string | undefined): Promise<ConsumedState>;
 }

@@ -24,3 +24,14 @@ export type {
 } from './fake-procore-api.js';
 export type { FakeProcoreSecretKind, FakeProcoreSecretListener } from './fake-procore-secrets.js';
 export { connectWithFakeProcore, fakeProcoreAuthOptions } from './procore-testing.helpers.js';
+export {
+  runProcoreOAuthStateStoreContract,
+  runProcoreTokenStoreContract,
+  type ProcoreContractTestFunctions,
+  type ProcoreOAuthStateStoreContractOptions,
+  type ProcoreTokenStoreContractOptions,
+} from './procore-store-contract.js';
+export {
+  InMemoryProcoreOAuthStateStore,
+  InMemoryProcoreTokenStore,
+} from './in-memory-procore-stores.js';

@@ -1,0 +1,31 @@
+import type { ExecutionContext } from '@nestjs/common';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
+
+/**
+ * The request of an HTTP handler or a GraphQL resolver, as `ProcoreAuthGuard`, `@ProcoreToken()`
+ * and `@ProcoreApi()` see it. GraphQL is read from the resolver's context argument (what
+ * `GqlExecutionContext` would give) so `@nestjs/graphql` stays optional: `context.req` (Apollo on
+ * Express and Fastify, Nest's default context), else `context.request`, else
+ * `context.reply.request` (Mercurius).
+ *
+ * Any other context (microservices `rpc`, WebSockets `ws`) has no request these can trust: a clear
+ * `ProcoreConfigurationError` instead of letting it through.
+ */
+export function procoreRequestOf(context: ExecutionContext, user: string): unknown {
+  const type = context.getType<string>();
+  if (type === 'http') return context.switchToHttp().getRequest<unknown>();
+  if (type === 'graphql') {
+    const gqlContext = context.getArgByIndex<Record<string, unknown> | undefined>(2);
+    const request =
+      gqlContext?.req ??
+      gqlContext?.request ??
+      (gqlContext?.reply as { request?: unknown } | undefined)?.request;
+    if (request && typeof request === 'object') return request;
+    throw new ProcoreConfigurationError(
+      `${user} found no request in the GraphQL context: return it as "req" from the GraphQL module's context function, e.g. context: ({ req }) => ({ req }).`,
+    );
+  }
+  throw new ProcoreConfigurationError(
+    `${user} supports HTTP handlers and GraphQL resolvers, not "${type}" handlers: remove it from this handler or mark it @SkipProcoreAuth(), and pass the owner id to ProcoreTokenService yourself.`,
+  );
+}

@@ -1,0 +1,35 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
+
+/**
+ * Finds the owner of a request: the one place `ProcoreAuthGuard`, `@ProcoreToken()`,
+ * `@ProcoreApi()` and the OAuth routes ask, so they can never disagree. By default it calls the
+ * `ownerResolver` option (`req.user.id`); for a GraphQL resolver, the request is the one in the
+ * GraphQL context (`context.req`).
+ *
+ * To change how owners are found, set the `ownerResolver` option (with `forRootAsync`, its
+ * factory can inject what the function needs), or replace this provider in a test:
+ * `Test.createTestingModule(...).overrideProvider(ProcoreRequestOwnerResolver).useValue(...)`.
+ * A subclass overrides `findOwner`.
+ */
+@Injectable()
+export class ProcoreRequestOwnerResolver {
+  constructor(
+    @Inject(PROCORE_AUTH_OPTIONS) protected readonly options: ResolvedProcoreAuthOptions,
+  ) {}
+
+  /** The owner id of the request as a string, or `undefined` when it has none. */
+  resolve(request: unknown): string | undefined {
+    const owner = this.findOwner(request);
+    if (owner === undefined || owner === null || owner === '') return undefined;
+    // NaN, Infinity or 2^53+ would become the owner "NaN" or a rounded id: treat as no owner.
+    if (typeof owner === 'number' && !Number.isSafeInteger(owner)) return undefined;
+    return String(owner);
+  }
+
+  /** The raw owner of the request; by default the `ownerResolver` option. */
+  protected findOwner(request: unknown): string | number | null | undefined {
+    return this.options.ownerResolver(request);
+  }
+}
