@@ -37,6 +37,10 @@ export {
   type ProcoreTokenOptions,
 } from './http/procore-token.decorator.js';
 export { SkipProcoreAuth } from './http/skip-procore-auth.decorator.js';
+export {
+  ApiProcoreAuth,
+  type ApiProcoreAuthOptions,
+} from './swagger/api-procore-auth.decorator.js';
 export { ProcoreExceptionFilter } from './http/procore-exception.filter.js';
 export {
   ProcoreApi,

@@ -18,9 +18,14 @@ import { ProcoreEventEmitterBridge } from './events/procore-event-emitter.bridge
 import { ProcoreHealthIndicator } from './health/procore-health.indicator.js';
 import { ProcoreStartupLogger } from './logging/procore-startup.logger.js';
 import { ProcoreMetrics } from './metrics/procore-metrics.js';
+import { applyProcoreSwaggerDocs } from './swagger/procore-swagger.js';
 import { ProcoreClient } from './api/procore.client.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
-import { PROCORE_AUTH_OPTIONS, PROCORE_TOKEN_CIPHER } from './procore-auth.constants.js';
+import {
+  PROCORE_AUTH_OPTIONS,
+  PROCORE_SWAGGER_DOCS,
+  PROCORE_TOKEN_CIPHER,
+} from './procore-auth.constants.js';
 import { PROCORE_AUTH_MODULE_OPTIONS } from './procore-auth.module-definition.js';
 import { ProcoreInFlightOperations } from './refresh/in-flight-operations.js';
 import { ProcoreTokenRefresher } from './refresh/procore-token.refresher.js';
@@ -57,6 +62,8 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreHealthIndicator,
   ProcoreMetrics,
   ProcoreStartupLogger,
+  // Adds the OpenAPI description of the routes when @nestjs/swagger is installed (else nothing).
+  { provide: PROCORE_SWAGGER_DOCS, useFactory: applyProcoreSwaggerDocs },
   ProcoreOAuthClient,
   ProcoreInFlightOperations,
   ProcoreTokenRefresher,
