@@ -163,8 +163,9 @@ export class ProcoreScopedClient {
     let token = await this.holder.token();
     let recovered = false;
     let retries = 0;
+    const place = {}; // this call's place in the holder's line, kept across attempts
     for (let attempt = 1; ; attempt++) {
-      await this.acquire(holderKey, deadline, method, url, options.signal);
+      await this.acquire(holderKey, deadline, method, url, options.signal, place);
       let exchange: ApiExchange;
       try {
         exchange = await this.context.transport.send({
@@ -267,9 +268,10 @@ export class ProcoreScopedClient {
     method: Method,
     url: URL,
     signal: AbortSignal | undefined,
+    place: { ticket?: number },
   ): Promise<void> {
     try {
-      await this.context.governor.acquire(holderKey, deadline, signal);
+      await this.context.governor.acquire(holderKey, deadline, signal, place);
     } catch (error) {
       if (error instanceof RateLimitWaitExceeded) {
         throw new ProcoreRateLimitedError(method, this.pathOf(url), new Date(error.retryAt));

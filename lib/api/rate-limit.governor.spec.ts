@@ -105,6 +105,25 @@ describe('RateLimitGovernor', () => {
     await governor.acquire('b', Date.now());
   });
 
+  it('a call answered 429 keeps its place: after the reset it goes before callers that came later', async () => {
+    const governor = new RateLimitGovernor();
+    const first = {};
+    await governor.acquire('a', far(), undefined, first);
+    const order: string[] = [];
+    const later = ['b', 'c'].map((name) =>
+      governor.acquire('a', far()).then(() => order.push(name)),
+    );
+    await flush();
+    governor.release('a', undefined, { retryAt: Date.now() + 5_000 });
+    // The 429'd call waits again, with the place it had.
+    const retried = governor.acquire('a', far(), undefined, first).then(() => order.push('a'));
+    await jest.advanceTimersByTimeAsync(5_000);
+    expect(order).toEqual(['a']); // one call first after the reset: the oldest
+    governor.release('a', state(10, 10_000), undefined);
+    await Promise.all([retried, ...later]);
+    expect(order).toEqual(['a', 'b', 'c']);
+  });
+
   it('within one window an answer never raises the budget another answer lowered', async () => {
     const governor = new RateLimitGovernor();
     await governor.acquire('a', far());

@@ -79,10 +79,19 @@ export class RateLimitGovernor {
     private readonly maxHolders = 10_000,
   ) {}
 
-  /** Waits until a call of `holder` may be sent (then counts it in flight) or throws. */
-  async acquire(holder: string, deadline: number, signal?: AbortSignal): Promise<void> {
+  /**
+   * Waits until a call of `holder` may be sent (then counts it in flight) or throws. `place` keeps
+   * a caller's place in the line across its attempts: a call answered 429 waits again as the
+   * oldest, not behind every caller that came after it.
+   */
+  async acquire(
+    holder: string,
+    deadline: number,
+    signal?: AbortSignal,
+    place: { ticket?: number } = {},
+  ): Promise<void> {
     const budget = this.budget(holder);
-    const ticket = budget.nextTicket++;
+    const ticket = (place.ticket ??= budget.nextTicket++);
     budget.demand++;
     try {
       await this.waitForTurn(holder, budget, ticket, deadline, signal);
