@@ -386,9 +386,9 @@ function lastLine(text: string): string | undefined {
 }
 
 /**
- * A server still running on `dataDir` (its postmaster.pid names a live postgres): waits for one
- * that is shutting down, stops one a killed run left behind (no live watchdog above it), and
- * refuses when another live run owns it. Returns a note when it stopped one.
+ * A server still running on `dataDir` (its postmaster.pid names a live postgres): stops one a
+ * killed run left behind (no watchdog above it), waits for one whose watchdog is stopping it,
+ * and refuses one another live run owns. Returns a note when it stopped one.
  */
 async function stopLeftoverServer(dataDir: string): Promise<string | undefined> {
   const pidFile = join(dataDir, 'postmaster.pid');
@@ -404,8 +404,9 @@ async function stopLeftoverServer(dataDir: string): Promise<string | undefined> 
     await rm(pidFile, { force: true }); // the pid now belongs to another program: a stale lock
     return undefined;
   }
-  if (await waitForExit(pid, 5_000)) return undefined; // a killed run's watchdog is stopping it
-  if (await ownedByLiveRun(pid)) {
+  if (await underWatchdog(pid)) {
+    // A killed run's watchdog is stopping it, or another run is using it.
+    if (await waitForExit(pid, 5_000)) return undefined;
     throw new EmbeddedPostgresError(
       `another run already uses the PostgreSQL data in ${dataDir} (postgres pid ${pid}): stop it first (e.g. the sample in another terminal)`,
     );
@@ -419,7 +420,8 @@ async function stopLeftoverServer(dataDir: string): Promise<string | undefined> 
   return `stopped a PostgreSQL an earlier run left running on ${dataDir} (pid ${pid})`;
 }
 
-async function ownedByLiveRun(pid: number): Promise<boolean> {
+/** Whether the server still has its watchdog (whose own run may be alive or just killed). */
+async function underWatchdog(pid: number): Promise<boolean> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
   const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   if (!parent) return false;
