@@ -17,6 +17,9 @@ const esmTransform: Config['transform'] = {
 };
 
 const commonJsTransform: Config['transform'] = {
+  // Global setup and teardown also run in Node itself and may use import.meta (see the file).
+  '/test/support/global-(setup|teardown)\\.ts$':
+    '<rootDir>/compat/nest11/node-hook.transformer.mjs',
   '^.+\\.ts$': [
     'ts-jest',
     {

@@ -10,8 +10,21 @@ const compilerOptions = {
   sourceMap: false,
 };
 
+/**
+ * Under `npm run test:nest11` the child loads the NestJS 11 line, as the test process does
+ * (jest.config.ts maps the same packages to compat/nest11).
+ */
+const nest11Parent =
+  process.env.PROCORE_TEST_NEST_LINE === '11'
+    ? new URL('../../compat/nest11/package.json', import.meta.url).href
+    : undefined;
+const NEST_LINE_PACKAGE = /^(@nestjs\/[^/]+|typeorm)(\/|$)/;
+
 /** `./x.js` written in a .ts file of ours points at `./x.ts`. */
 export async function resolve(specifier, context, nextResolve) {
+  if (nest11Parent && NEST_LINE_PACKAGE.test(specifier)) {
+    return nextResolve(specifier, { ...context, parentURL: nest11Parent });
+  }
   const parent = context.parentURL ?? '';
   if (parent.endsWith('.ts') && specifier.startsWith('.') && specifier.endsWith('.js')) {
     const candidate = new URL(specifier.replace(/\.js$/, '.ts'), parent);
