@@ -78,6 +78,13 @@ function single(value: QueryValue): string | undefined | null {
   return typeof value === 'string' ? value : null;
 }
 
+/** Whether the client asked for JSON rather than a page (a script, not a browser navigation). */
+function wantsJson(request: unknown): boolean {
+  const accept = (request as { headers?: Record<string, unknown> }).headers?.accept;
+  const value = Array.isArray(accept) ? accept.join(',') : typeof accept === 'string' ? accept : '';
+  return /application\/json/i.test(value) && !/text\/html/i.test(value);
+}
+
 /** The stored `returnTo`, checked again before it goes into a `Location` header (`null`: do not redirect). */
 function safeLocation(returnTo: string | null): string | null {
   if (!returnTo) return null;
@@ -119,6 +126,9 @@ export class ProcoreOAuthController {
   /**
    * 302 to Procore's authorize URL for the request's owner. `returnTo`: same-origin path to land
    * on afterwards. With `bindFlowToBrowser` (default) it also sets the flow's binding cookie.
+   * Asked for JSON (`Accept: application/json` without `text/html`, as a single-page app's `fetch`
+   * with its `Authorization` header would), it answers 200 `{ url }` instead, cookie included,
+   * and the app sends the browser to `url` itself.
    */
   @Get('authorize')
   @SkipProcoreAuth()
@@ -138,7 +148,8 @@ export class ProcoreOAuthController {
         httpAdapter.setHeader(response, 'Set-Cookie', this.browserBinding.issue(state));
       }
       httpAdapter.setHeader(response, 'Cache-Control', 'no-store');
-      httpAdapter.redirect(response, HttpStatus.FOUND, url);
+      if (wantsJson(request)) httpAdapter.reply(response, { url }, HttpStatus.OK);
+      else httpAdapter.redirect(response, HttpStatus.FOUND, url);
     } catch (error) {
       throw this.toHttp(error);
     }
