@@ -48,6 +48,7 @@ describe('events through @nestjs/event-emitter (real PostgreSQL, fake Procore)',
   let app: INestApplication;
   let listener: ProcoreEventListener;
   let service: ProcoreTokenService;
+  let logger: RecordingLogger;
   let owner = 0;
   const nextOwner = () => `events-user-${++owner}`;
 
@@ -69,7 +70,8 @@ describe('events through @nestjs/event-emitter (real PostgreSQL, fake Procore)',
       ],
       providers: [ProcoreEventListener],
     }).compile();
-    app = moduleRef.createNestApplication({ logger: new RecordingLogger() });
+    logger = new RecordingLogger();
+    app = moduleRef.createNestApplication({ logger });
     await app.init();
     listener = app.get(ProcoreEventListener);
     service = app.get(ProcoreTokenService);
@@ -120,5 +122,7 @@ describe('events through @nestjs/event-emitter (real PostgreSQL, fake Procore)',
 
     await expect(service.refresh(ownerId)).resolves.toEqual(expect.any(String));
     expect(listener.received.at(-1)).toMatchObject({ type: 'procore.token.refreshed', ownerId });
+    // @nestjs/event-emitter logs its listener's error itself.
+    expect(logger.lines.filter((line) => line.startsWith('error listener failed'))).toHaveLength(1);
   });
 });

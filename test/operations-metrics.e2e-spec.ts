@@ -190,6 +190,12 @@ describe('metrics through @opentelemetry/api (real PostgreSQL, fake Procore)', (
       }),
     ).toBe(1);
     expect(provider.sum('procore.api.calls', { 'http.response.status_code': 404 })).toBe(1);
+    expect(provider.of('procore.api.call.duration')).toEqual([
+      expect.objectContaining({ kind: 'histogram', unit: 's' }),
+      expect.objectContaining({
+        attributes: expect.objectContaining({ 'http.response.status_code': 404 }),
+      }),
+    ]);
     const remaining = provider.of('procore.api.rate_limit.remaining');
     expect(remaining.length).toBeGreaterThanOrEqual(1);
     expect(remaining[0]).toMatchObject({
