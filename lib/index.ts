@@ -1,4 +1,5 @@
 // Public surface of nestjs-procore-auth. Anything not exported here is internal and may change.
+import './package-build.js';
 export { procoreConfig } from './config/procore.config.js';
 export { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './config/procore-env.js';
 export type { ResolvedProcoreAuthOptions } from './config/resolve-procore-auth-options.js';
