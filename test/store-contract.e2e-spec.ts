@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
 import {
   ProcoreTokenStore,
@@ -78,6 +78,19 @@ describe('the in-memory stores', () => {
 
   it('the in-memory token store is a ProcoreTokenStore', () => {
     if (!(tokens instanceof ProcoreTokenStore)) throw new Error('not a ProcoreTokenStore');
+  });
+});
+
+describe('registering the contract', () => {
+  it('without describe() and it() to register with, says what to pass', () => {
+    expect(() =>
+      runProcoreTokenStoreContract({
+        createStore: () => new InMemoryProcoreTokenStore(),
+        it: 'not a function' as never,
+      }),
+    ).toThrow(
+      /needs describe\(\) and it\(\).*runProcoreTokenStoreContract\(\{ describe, it, createStore \}\)/,
+    );
   });
 });
 

@@ -9,9 +9,9 @@ import type {
 } from '../storage/procore-token.store.js';
 
 /**
- * The test functions the contract suites register their tests with: Jest's, Vitest's, Mocha's or
- * `node:test`'s `describe` and `it` all fit. Assertions use `node:assert`, so no runner's
- * `expect` is needed.
+ * The test functions the contract suites register their tests with, called as
+ * `describe(name, body)` and `it(name, async () => ...)`. Assertions use `node:assert`, so no
+ * runner's `expect` is needed.
  */
 export interface ProcoreContractTestFunctions {
   describe: (name: string, body: () => void) => unknown;
@@ -47,7 +47,7 @@ export interface ProcoreOAuthStateStoreContractOptions extends Partial<ProcoreCo
   maxPendingStatesPerOwner?: number;
 }
 
-/** The runner's `describe`/`it`: given ones, else the globals (Jest, Vitest `globals`, Mocha). */
+/** The runner's `describe`/`it`: the given ones, else the globals (Jest's). */
 function testFunctions(
   options: Partial<ProcoreContractTestFunctions>,
 ): ProcoreContractTestFunctions {
@@ -56,7 +56,7 @@ function testFunctions(
   const it = options.it ?? globals.it;
   if (typeof describe !== 'function' || typeof it !== 'function') {
     throw new TypeError(
-      'The Procore store contract needs describe() and it(): call it from a test file, or pass them, e.g. runProcoreTokenStoreContract({ describe, it, createStore }) with the ones of node:test.',
+      "The Procore store contract needs describe() and it(): call it from a test file whose runner provides them as globals (Jest does), or pass your runner's: runProcoreTokenStoreContract({ describe, it, createStore }).",
     );
   }
   return { describe, it };
@@ -120,8 +120,8 @@ function activityMarker(): Date {
  * runProcoreTokenStoreContract({ createStore: () => new RedisProcoreTokenStore(redis) });
  * ```
  *
- * It uses the runner's global `describe`/`it` (Jest, Vitest with `globals`, Mocha) unless you pass
- * them (`node:test`: `runProcoreTokenStoreContract({ describe, it, createStore })`).
+ * It uses the runner's global `describe`/`it` (Jest's) unless you pass your runner's:
+ * `runProcoreTokenStoreContract({ describe, it, createStore })`.
  */
 export function runProcoreTokenStoreContract(options: ProcoreTokenStoreContractOptions): void {
   const { describe, it } = testFunctions(options);
