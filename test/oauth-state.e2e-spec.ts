@@ -163,16 +163,20 @@ describe('the migrations (real PostgreSQL)', () => {
       );
       expect(definition).toMatch(/procore_auth\.procore_oauth_states.*\(owner_id, created_at\)/);
 
-      // The newer migrations (procore_rate_limits.shares, then procore_rate_limits) go first,
-      // then this index.
-      const shares = async () =>
+      // The newer migrations (procore_oauth_tokens.idle, procore_rate_limits.shares, then
+      // procore_rate_limits) go first, then this index.
+      const column = async (table: string, name: string) =>
         (
           (await dataSource.query(
             `SELECT count(*)::int AS n FROM information_schema.columns
-              WHERE table_schema = 'procore_auth' AND table_name = 'procore_rate_limits'
-                AND column_name = 'shares'`,
+              WHERE table_schema = 'procore_auth' AND table_name = $1 AND column_name = $2`,
+            [table, name],
           )) as { n: number }[]
         )[0].n;
+      const shares = () => column('procore_rate_limits', 'shares');
+      expect(await column('procore_oauth_tokens', 'idle')).toBe(1);
+      await dataSource.undoLastMigration();
+      expect(await column('procore_oauth_tokens', 'idle')).toBe(0);
       const rateLimits = async () =>
         (
           (await dataSource.query(

@@ -141,6 +141,24 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
 
     expect(summary.claimed).toBe(2);
     expect(fake.counters.refreshToken).toBe(2);
+    // The idle connection left the claim index: no tick examines it again...
+    const idle = async () =>
+      (
+        await app.dataSource.query(`SELECT idle FROM procore_oauth_tokens WHERE owner_id = $1`, [
+          owners[0],
+        ])
+      )[0].idle;
+    expect(await idle()).toBe(true);
+    // ...until it is used again: the request refreshes it, its use is recorded, and the
+    // scheduler keeps it fresh from then on.
+    await app.service.getAccessToken(owners[0]);
+    await (app.service as unknown as { lastUsed: { flush(): Promise<void> } }).lastUsed.flush();
+    expect(await idle()).toBe(false);
+    await app.dataSource.query(
+      `UPDATE procore_oauth_tokens SET expires_at = now() + interval '1 minute' WHERE owner_id = $1`,
+      [owners[0]],
+    );
+    expect((await app.app.get(TokenRefreshScheduler).runTick()).claimed).toBe(1);
   });
 
   it('uses min(15 minutes, half the token lifetime) as the default look-ahead', async () => {

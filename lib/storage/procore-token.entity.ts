@@ -22,6 +22,10 @@ export type ProcoreConnectionStatus = 'active' | 'reauthorization_required' | 'r
  * serialised (`JSON.stringify`), an entity shows `'[redacted]'` instead of its token values.
  */
 @Entity({ name: 'procore_oauth_tokens' })
+// What the scheduler claims from: active rows it keeps fresh, by expiry (idle rows stay out).
+@Index('IDX_procore_oauth_tokens_refresh_due', ['expiresAt'], {
+  where: `status = 'active' AND NOT idle AND refresh_token IS NOT NULL`,
+})
 export class ProcoreTokenEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;
@@ -49,7 +53,6 @@ export class ProcoreTokenEntity {
   @Column({ name: 'key_id', type: 'varchar', length: 64, nullable: true })
   keyId!: string | null;
 
-  @Index('IDX_procore_oauth_tokens_expires_at')
   @Column({ name: 'expires_at', type: 'timestamptz', nullable: true })
   expiresAt!: Date | null;
 
@@ -81,6 +84,14 @@ export class ProcoreTokenEntity {
 
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
+
+  /**
+   * Unused for longer than the scheduler's activity window (`scheduler.activeWithinDays`): the
+   * scheduler stopped keeping it fresh and it left the claim index. A request still refreshes it
+   * when needed; its next recorded use clears the flag.
+   */
+  @Column({ type: 'boolean', default: false })
+  idle!: boolean;
 
   /** Lease of the scheduler instance that claimed this connection for refresh. */
   @Column({ name: 'refresh_claimed_until', type: 'timestamptz', nullable: true })

@@ -16,6 +16,10 @@ import {
 
 /** PostgreSQL's `lock_not_available`, raised when `lock_timeout` elapses. */
 const LOCK_NOT_AVAILABLE = '55P03';
+/** How long one `claimDue` call may go on retiring idle rows before it returns what it has. */
+const CLAIM_RETIRE_BUDGET_MS = 2_000;
+/** Owners per statement when recording last use. */
+const TOUCH_CHUNK = 1_000;
 
 function toRecord(entity: ProcoreTokenEntity): ProcoreTokenRecord {
   return redactTokenRecord({
@@ -98,7 +102,7 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
          key_id = EXCLUDED.key_id, expires_at = EXCLUDED.expires_at,
          token_lifetime_seconds = EXCLUDED.token_lifetime_seconds, version = t.version + 1,
          connected_at = now(), failure_count = 0, last_error_code = NULL, last_error_at = NULL,
-         revoked_at = NULL, refresh_claimed_until = NULL, updated_at = now()`,
+         revoked_at = NULL, refresh_claimed_until = NULL, idle = false, updated_at = now()`,
         [
           ownerId,
           values.environment,
@@ -161,40 +165,53 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
   }
 
   async touch(ownerIds: readonly string[], at: Date): Promise<void> {
-    if (ownerIds.length === 0) return;
+    // In chunks: one statement never holds many row locks for long, whatever the backlog.
+    for (let i = 0; i < ownerIds.length; i += TOUCH_CHUNK) {
+      await this.touchChunk(ownerIds.slice(i, i + TOUCH_CHUNK), at);
+    }
+  }
+
+  private async touchChunk(ownerIds: readonly string[], at: Date): Promise<void> {
     await this.dataSource.query(
-      `UPDATE ${this.table} SET last_used_at = $2
+      // A use brings an idle connection back under the scheduler's care.
+      `UPDATE ${this.table} SET last_used_at = $2, idle = false
         WHERE owner_id = ANY($1) AND (last_used_at IS NULL OR last_used_at < $2)`,
       [ownerIds, at],
     );
   }
 
+  /**
+   * Claims due connections. Its cost follows the rows that are due, not the table: the partial
+   * index `IDX_procore_oauth_tokens_refresh_due` holds only active, non-idle rows, so the idle
+   * connections that accumulate forever (refresh tokens never expire; their expiries lie in the
+   * past) are examined once — when this query finds them unused for the activity window it marks
+   * them `idle`, which takes them out of the index — and never again until their next use.
+   */
   async claimDue(options: ClaimOptions): Promise<string[]> {
-    const table = this.table;
-    const result: unknown = await this.dataSource.query(
-      // $1 is the fixed look-ahead in seconds, or NULL for min(15 min, half the token's lifetime)
-      // per row; the first expires_at bound is the index range, the second the exact rule.
-      `UPDATE ${table} SET refresh_claimed_until = now() + make_interval(secs => $4)
-        WHERE id IN (
-          SELECT id FROM ${table}
-           WHERE status = 'active'
-             AND refresh_token IS NOT NULL
-             AND expires_at < now() + make_interval(secs => COALESCE($1::float8, 900))
-             AND expires_at < now() + make_interval(secs =>
-                   COALESCE($1::float8, LEAST(900, COALESCE(token_lifetime_seconds, 5400) / 2.0)))
-             AND GREATEST(last_used_at, connected_at) >= $2
-             AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
-           ORDER BY expires_at
-           LIMIT $3
-           FOR UPDATE SKIP LOCKED)
-        RETURNING owner_id`,
-      [options.lookAheadSeconds ?? null, options.activeSince, options.limit, options.leaseSeconds],
-    );
-    // The postgres driver answers an UPDATE ... RETURNING with [rows, affectedCount].
-    const rows = (Array.isArray(result) && Array.isArray(result[0]) ? result[0] : result) as {
-      owner_id: string;
-    }[];
-    return rows.map((row) => row.owner_id);
+    const owners: string[] = [];
+    // Each statement examines at most `limit` rows. Rows that turn out idle leave the index, so
+    // another statement finds the due rows behind them (idle rows expired long ago: they come
+    // first). Bounded in time; the next tick goes on where this one stopped.
+    const until = Date.now() + CLAIM_RETIRE_BUDGET_MS;
+    while (owners.length < options.limit && Date.now() < until) {
+      const { claimed, retired } = await this.claimRound(options, options.limit - owners.length);
+      owners.push(...claimed);
+      if (retired === 0) break;
+    }
+    return owners;
+  }
+
+  private async claimRound(
+    options: ClaimOptions,
+    limit: number,
+  ): Promise<{ claimed: string[]; retired: number }> {
+    const rows = (await this.dataSource.query(claimDueStatement(this.table), [
+      options.lookAheadSeconds ?? null,
+      options.activeSince,
+      limit,
+      options.leaseSeconds,
+    ])) as { retired: number; claimed: string[] }[];
+    return { claimed: rows[0]?.claimed ?? [], retired: rows[0]?.retired ?? 0 };
   }
 
   async findWithOtherKey(
@@ -228,4 +245,35 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
       .map((part) => `"${part.replace(/"/g, '""')}"`)
       .join('.');
   }
+}
+
+/**
+ * One round of the scheduler's claim (exported for the scale benchmark and its plan test).
+ * Parameters: $1 the fixed look-ahead in seconds, or NULL for min(15 min, half the token's
+ * lifetime) per row (the first `expires_at` bound is the index range, the second the exact rule);
+ * $2 the activity bound; $3 the batch size; $4 the lease in seconds. Rows found unused since $2
+ * are marked idle (they leave the partial index); the others are claimed.
+ */
+export function claimDueStatement(table: string): string {
+  return `WITH due AS (
+         SELECT id, GREATEST(last_used_at, connected_at) >= $2 AS active
+           FROM ${table}
+          WHERE status = 'active' AND NOT idle AND refresh_token IS NOT NULL
+            AND expires_at < now() + make_interval(secs => COALESCE($1::float8, 900))
+            AND expires_at < now() + make_interval(secs =>
+                  COALESCE($1::float8, LEAST(900, COALESCE(token_lifetime_seconds, 5400) / 2.0)))
+            AND (refresh_claimed_until IS NULL OR refresh_claimed_until < now())
+          ORDER BY expires_at
+          LIMIT $3
+          FOR UPDATE SKIP LOCKED),
+       retired AS (
+         UPDATE ${table} AS t SET idle = true
+           FROM due WHERE t.id = due.id AND NOT due.active
+         RETURNING t.id),
+       claimed AS (
+         UPDATE ${table} AS t SET refresh_claimed_until = now() + make_interval(secs => $4)
+           FROM due WHERE t.id = due.id AND due.active
+         RETURNING t.owner_id)
+       SELECT (SELECT count(*) FROM retired)::int AS retired,
+              ARRAY(SELECT owner_id FROM claimed) AS claimed`;
 }

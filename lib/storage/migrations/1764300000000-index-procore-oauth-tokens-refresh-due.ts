@@ -1,0 +1,79 @@
+import { TableColumn, type MigrationInterface, type QueryRunner } from 'typeorm';
+
+/**
+ * Makes the scheduler's claim cost follow the due rows, not the table (issue: one million
+ * connections). Adds `procore_oauth_tokens.idle` (a constant default: no table rewrite) and
+ * replaces the index on every row's `expires_at` with a partial one over the rows the scheduler
+ * keeps fresh (`status = 'active' AND NOT idle AND refresh_token IS NOT NULL`).
+ *
+ * Connections unused for 7 days are marked idle here (see below); the scheduler marks the rest as
+ * it meets them.
+ *
+ * Indexes are built and dropped `CONCURRENTLY` (no lock that blocks writes) when the migration runs
+ * outside a transaction: `migrationsTransactionMode: 'none'` on the DataSource. Inside a
+ * transaction (TypeORM's default, `'all'`) PostgreSQL does not allow that, and the index is built
+ * the ordinary way, which blocks writes to the table while it builds (seconds per million rows).
+ */
+export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements MigrationInterface {
+  name = 'IndexProcoreOAuthTokensRefreshDue1764300000000';
+
+  async up(queryRunner: QueryRunner): Promise<void> {
+    await queryRunner.addColumn(
+      'procore_oauth_tokens',
+      new TableColumn({ name: 'idle', type: 'boolean', default: false }),
+    );
+    const table = tablePath(queryRunner, 'procore_oauth_tokens');
+    const inTransaction = queryRunner.isTransactionActive;
+    // Connections unused for the scheduler's default activity window (7 days) are idle from the
+    // start, so the first ticks after the upgrade do not have to find them among the due ones
+    // (with a longer `scheduler.activeWithinDays`, a connection used between 7 days ago and that
+    // bound waits for its next use to be kept fresh again; a request refreshes it meanwhile).
+    // Outside a transaction in batches, so no statement holds many row locks for long.
+    const retire = `UPDATE ${table} SET idle = true WHERE id IN (
+         SELECT id FROM ${table}
+          WHERE status = 'active' AND NOT idle
+            AND GREATEST(last_used_at, connected_at) < now() - interval '7 days'
+          ${inTransaction ? '' : 'LIMIT 10000'})`;
+    for (;;) {
+      const result = (await queryRunner.query(retire)) as unknown;
+      const affected = Array.isArray(result) ? Number(result[1] ?? 0) : 0;
+      if (inTransaction || affected < 10_000) break;
+    }
+    const concurrently = inTransaction ? '' : ' CONCURRENTLY';
+    await queryRunner.query(
+      `CREATE INDEX${concurrently} IF NOT EXISTS "IDX_procore_oauth_tokens_refresh_due"
+         ON ${table} (expires_at)
+       WHERE status = 'active' AND NOT idle AND refresh_token IS NOT NULL`,
+    );
+    await queryRunner.query(
+      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_expires_at')}`,
+    );
+  }
+
+  async down(queryRunner: QueryRunner): Promise<void> {
+    const table = tablePath(queryRunner, 'procore_oauth_tokens');
+    const concurrently = queryRunner.isTransactionActive ? '' : ' CONCURRENTLY';
+    await queryRunner.query(
+      `CREATE INDEX${concurrently} IF NOT EXISTS "IDX_procore_oauth_tokens_expires_at" ON ${table} (expires_at)`,
+    );
+    await queryRunner.query(
+      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_refresh_due')}`,
+    );
+    await queryRunner.dropColumn('procore_oauth_tokens', 'idle');
+  }
+}
+
+/** The DataSource's schema, if it has one, quoted. */
+function schemaPrefix(queryRunner: QueryRunner): string {
+  const schema = (queryRunner.connection.options as { schema?: string }).schema;
+  return schema ? `"${schema.replace(/"/g, '""')}".` : '';
+}
+
+function tablePath(queryRunner: QueryRunner, table: string): string {
+  return `${schemaPrefix(queryRunner)}"${table}"`;
+}
+
+/** An index lives in its table's schema. */
+function indexPath(queryRunner: QueryRunner, index: string): string {
+  return `${schemaPrefix(queryRunner)}"${index}"`;
+}
