@@ -87,13 +87,14 @@ describe('OpenAPI description with @nestjs/swagger', () => {
   const schemaOf = (op: Operation, status: number) =>
     op.responses[String(status)]?.content?.['application/json']?.schema as Schema;
 
-  it('documents the authorize route: returnTo, 302, and 400/401/503 in the error body shape', () => {
+  it('documents the authorize route: returnTo, 302 (200 { url } for JSON), and 400/401/503 in the error body shape', () => {
     const authorize = operation('/procore/oauth/authorize');
 
     expect(authorize.parameters).toEqual([
       expect.objectContaining({ name: 'returnTo', in: 'query', required: false }),
     ]);
-    expect(Object.keys(authorize.responses).sort()).toEqual(['302', '400', '401', '503']);
+    expect(Object.keys(authorize.responses).sort()).toEqual(['200', '302', '400', '401', '503']);
+    expect(schemaOf(authorize, 200).required).toEqual(['url']);
     expect(schemaOf(authorize, 401).required).toEqual(
       expect.arrayContaining(['statusCode', 'error', 'reason', 'message', 'authorizePath']),
     );
@@ -135,5 +136,20 @@ describe('OpenAPI description with @nestjs/swagger', () => {
       expect.arrayContaining(['401', '503']),
     );
     expect(Object.keys(operation('/projects/public').responses)).not.toContain('401');
+  });
+
+  it('documents a route decorated after the module was created (e.g. a controller built later)', () => {
+    class LateController {
+      @ApiProcoreAuth()
+      handler() {
+        return undefined;
+      }
+    }
+
+    const responses = Reflect.getMetadata(
+      'swagger/apiResponse',
+      LateController.prototype.handler,
+    ) as Record<string, unknown>;
+    expect(Object.keys(responses).sort()).toEqual(['401', '503']);
   });
 });

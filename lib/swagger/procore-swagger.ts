@@ -27,10 +27,13 @@ interface Target {
 const pending: Target[] = [];
 let documentedRoutes = false;
 let loading: Promise<Swagger | undefined> | undefined;
+/** Set once `@nestjs/swagger` was loaded: later targets are documented at once. */
+let loaded: Swagger | undefined;
 
 /** Records a target; documented once `@nestjs/swagger` is found (see `applyProcoreSwaggerDocs`). */
 export function registerProcoreSwaggerTarget(target: Target): void {
-  pending.push(target);
+  if (loaded) documentTarget(loaded, target);
+  else pending.push(target);
 }
 
 function loadSwagger(): Promise<Swagger | undefined> {
@@ -76,32 +79,36 @@ const API_CALL_RESPONSES = [
 export async function applyProcoreSwaggerDocs(): Promise<boolean> {
   const swagger = await loadSwagger();
   if (!swagger) return false;
-  for (const target of pending.splice(0)) {
-    apply(
-      swagger.ApiResponse({
-        status: 401,
-        description: 'The user has no usable Procore connection: send them to authorizePath.',
-        schema: UNAUTHORIZED_SCHEMA,
-      }),
-      target,
-    );
-    apply(
-      swagger.ApiResponse({
-        status: 503,
-        description: 'Procore or the token store could not be reached: try again shortly.',
-        schema: UNAVAILABLE_SCHEMA,
-      }),
-      target,
-    );
-    if (target.apiCalls) {
-      for (const response of API_CALL_RESPONSES) apply(swagger.ApiResponse(response), target);
-    }
-  }
+  loaded = swagger;
+  for (const target of pending.splice(0)) documentTarget(swagger, target);
   if (!documentedRoutes) {
     documentOAuthRoutes(swagger);
     documentedRoutes = true;
   }
   return true;
+}
+
+/** The answers of a route (or of every route of a controller) that uses the guard or decorators. */
+function documentTarget(swagger: Swagger, target: Target): void {
+  apply(
+    swagger.ApiResponse({
+      status: 401,
+      description: 'The user has no usable Procore connection: send them to authorizePath.',
+      schema: UNAUTHORIZED_SCHEMA,
+    }),
+    target,
+  );
+  apply(
+    swagger.ApiResponse({
+      status: 503,
+      description: 'Procore or the token store could not be reached: try again shortly.',
+      schema: UNAVAILABLE_SCHEMA,
+    }),
+    target,
+  );
+  if (target.apiCalls) {
+    for (const response of API_CALL_RESPONSES) apply(swagger.ApiResponse(response), target);
+  }
 }
 
 /** The parameters and answers of `GET <path>/authorize` and `GET <path>/callback`. */
@@ -131,6 +138,16 @@ function documentOAuthRoutes(swagger: Swagger): void {
     swagger.ApiResponse({
       status: 302,
       description: "Redirect to Procore's authorize URL (sets the flow's binding cookie).",
+    }),
+    swagger.ApiResponse({
+      status: 200,
+      description:
+        "Asked for JSON (Accept: application/json without text/html): Procore's authorize URL, for the app to send the browser to.",
+      schema: {
+        type: 'object',
+        required: ['url'],
+        properties: { url: { type: 'string', format: 'uri' } },
+      },
     }),
     swagger.ApiResponse({
       status: 400,
