@@ -10,7 +10,11 @@ import {
   ProcoreTokenService,
   procoreAuthEntities,
 } from 'nestjs-procore-auth';
-import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
+import {
+  FakeProcoreServer,
+  InMemoryProcoreOAuthStateStore,
+  InMemoryProcoreTokenStore,
+} from 'nestjs-procore-auth/testing';
 import {
   RecordingLogger,
   TEST_ENCRYPTION_KEY,
@@ -147,5 +151,29 @@ describe('ProcoreHealthIndicator with @nestjs/terminus (real PostgreSQL, fake Pr
     await app.get(ProcoreHealthIndicator).isHealthy('procore', { cacheMs: 0 });
     const up = await health().expect(200);
     expect(up.body.info.procore).toMatchObject({ status: 'up', tokenEndpoint: 'up' });
+  });
+});
+
+describe('ProcoreHealthIndicator with the storage option (no TypeORM)', () => {
+  it('probes the database through the store in use; the count needs the TypeORM store', async () => {
+    const fake = await FakeProcoreServer.start();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ProcoreAuthModule.forRoot({
+          ...fakeProcoreOptions(fake),
+          storage: { tokens: InMemoryProcoreTokenStore, states: InMemoryProcoreOAuthStateStore },
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: new RecordingLogger() });
+    await app.init();
+    try {
+      const result = await app.get(ProcoreHealthIndicator).isHealthy('tokens');
+
+      expect(result).toEqual({ tokens: { status: 'up', database: 'up', tokenEndpoint: 'up' } });
+    } finally {
+      await app.close();
+      await fake.close();
+    }
   });
 });
