@@ -204,4 +204,21 @@ describe('metrics through @opentelemetry/api (real PostgreSQL, fake Procore)', (
       attributes: { 'procore.holder.kind': 'owner' },
     });
   });
+
+  it("counts the refresh an API 401 caused under the trigger 'unauthorized'", async () => {
+    const ownerId = nextOwner();
+    await connectOwner(app.service, ownerId);
+    fake.injectFault({ kind: 'status', status: 401 }, { path: '/rest/v1.0/me' });
+    provider.measurements.length = 0;
+
+    await app.app.get(ProcoreClient).forOwner(ownerId).get('/rest/v1.0/me');
+
+    expect(
+      provider.sum('procore.token.refreshes', {
+        'procore.refresh.trigger': 'unauthorized',
+        'procore.refresh.outcome': 'refreshed',
+      }),
+    ).toBe(1);
+    expect(provider.sum('procore.api.calls', { 'http.response.status_code': 200 })).toBe(1);
+  });
 });
