@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { ApolloServer, HeaderMap } from '@apollo/server';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import { Controller, Injectable, Module, UseGuards, type INestApplication } from '@nestjs/common';
+import { ROUTE_ARGS_METADATA } from '@nestjs/common/constants.js';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { GraphQLModule, Query, Resolver } from '@nestjs/graphql';
 import { Test } from '@nestjs/testing';
@@ -207,6 +208,29 @@ describe('GraphQL resolvers', () => {
         await expect(refusal).rejects.toThrow(
           `ProcoreAuthGuard supports HTTP handlers and GraphQL resolvers, not "${type}" handlers`,
         );
+      },
+    );
+
+    it.each(['rpc', 'ws'] as const)(
+      '@ProcoreToken() and @ProcoreApi() in a %s handler fail with a clear error',
+      (type) => {
+        class Handler {
+          handle(@ProcoreToken() _token: string, @ProcoreApi() _procore: ProcoreScopedClient) {}
+        }
+        const params = Reflect.getMetadata(ROUTE_ARGS_METADATA, Handler, 'handle') as Record<
+          string,
+          { factory: (data: unknown, context: ExecutionContextHost) => unknown }
+        >;
+        const factories = Object.values(params).map((param) => param.factory);
+        expect(factories).toHaveLength(2);
+        for (const factory of factories) {
+          expect(() => factory(undefined, contextOf(type, 'handle'))).toThrow(
+            new RegExp(`supports HTTP handlers and GraphQL resolvers, not "${type}" handlers`),
+          );
+          expect(() => factory(undefined, contextOf(type, 'handle'))).toThrow(
+            ProcoreConfigurationError,
+          );
+        }
       },
     );
 

@@ -31,7 +31,7 @@ import { ProcoreRequestOwnerResolver } from './procore-request-owner.resolver.js
 @Injectable()
 export class ProcoreAuthGuard implements CanActivate {
   /** A property, so subclasses written against the four-argument constructor keep working. */
-  @Inject(ProcoreRequestOwnerResolver) protected readonly owners!: ProcoreRequestOwnerResolver;
+  @Inject(ProcoreRequestOwnerResolver) protected owners!: ProcoreRequestOwnerResolver;
 
   constructor(
     protected readonly reflector: Reflector,
@@ -68,6 +68,9 @@ export class ProcoreAuthGuard implements CanActivate {
    * `req.user.id` by default). The decorators use whatever owner the guard settled on.
    */
   protected getOwnerId(request: unknown): string | undefined {
+    // `owners` is injected as a property: a guard built by hand (`new ProcoreAuthGuard(...)`)
+    // has none, and falls back to the same rule.
+    this.owners ??= new ProcoreRequestOwnerResolver(this.options);
     return this.owners.resolve(request);
   }
 

@@ -25,7 +25,11 @@ export function procoreRequestOf(context: ExecutionContext, user: string): unkno
       `${user} found no request in the GraphQL context: return it as "req" from the GraphQL module's context function, e.g. context: ({ req }) => ({ req }).`,
     );
   }
+  const fix =
+    user === 'ProcoreAuthGuard'
+      ? 'exempt this handler with @SkipProcoreAuth()'
+      : 'remove it from this handler';
   throw new ProcoreConfigurationError(
-    `${user} supports HTTP handlers and GraphQL resolvers, not "${type}" handlers: remove it from this handler or mark it @SkipProcoreAuth(), and pass the owner id to ProcoreTokenService yourself.`,
+    `${user} supports HTTP handlers and GraphQL resolvers, not "${type}" handlers: ${fix}, and pass the owner id to ProcoreTokenService or ProcoreClient yourself.`,
   );
 }
