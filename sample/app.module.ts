@@ -22,6 +22,9 @@ import { sampleUser } from './sample-user.js';
         // The package ships its migration; synchronize is never needed.
         migrations: procoreAuthMigrations,
         migrationsRun: true,
+        // A wrong DATABASE_URL fails the start within seconds rather than after nine retries.
+        retryAttempts: 2,
+        retryDelay: 1_000,
       }),
     }),
     ProcoreAuthModule.forRootAsync({

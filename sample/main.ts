@@ -4,8 +4,12 @@ import { AppModule } from './app.module.js';
 import { createServer } from 'node:net';
 import { applyEmbeddedDefaults, SampleStartupError } from './embedded-defaults.js';
 
+/** Set when the database is the user's (DATABASE_URL), for the hint on a connection failure. */
+let userDatabaseUrl: string | undefined;
+
 async function bootstrap(): Promise<void> {
   const port = Number(process.env.PORT ?? 3000);
+  userDatabaseUrl = process.env.DATABASE_URL;
   // Before anything starts: a port in use is the most common start-up failure.
   await assertPortFree(port);
   const defaults = await applyEmbeddedDefaults(port);
@@ -74,10 +78,34 @@ function assertPortFree(port: number): Promise<void> {
   });
 }
 
+/** Network errors, and PostgreSQL's refusals of a login (28xxx) or of a database (3D000). */
+function isConnectionFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return (
+    typeof code === 'string' &&
+    (/^E[A-Z_]+$/.test(code) || code.startsWith('28') || code === '3D000')
+  );
+}
+
+function withoutPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    parsed.password = '';
+    return parsed.toString();
+  } catch {
+    return 'not a URL';
+  }
+}
+
 /** One line on stderr, no stack trace, exit code 1 (the embedded server stops with this process). */
 function startupFailed(error: unknown): never {
   // The sample's and the package's errors say what to do; a stack trace would bury that.
-  const message = error instanceof Error ? error.message.trim() : String(error);
+  let message = error instanceof Error ? error.message.trim() : String(error);
+  if (userDatabaseUrl && isConnectionFailure(error)) {
+    message =
+      `could not use DATABASE_URL (${withoutPassword(userDatabaseUrl)}): ${message}: ` +
+      'check that the server runs and the URL is right, or unset DATABASE_URL to use the embedded PostgreSQL';
+  }
   console.error(`The nestjs-procore-auth sample could not start: ${message}`);
   process.exit(1);
 }

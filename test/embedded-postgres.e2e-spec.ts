@@ -83,7 +83,9 @@ async function startOwner(
   owners.push(child);
   const lines = createInterface({ input: child.stdout! });
   for await (const line of lines) {
-    return { child, ...(JSON.parse(line) as { url: string; dataDir: string }) };
+    const started = JSON.parse(line) as { url: string; dataDir: string };
+    dirs.push(started.dataDir);
+    return { child, ...started };
   }
   throw new Error('the owner process exited before its server was up');
 }
@@ -101,6 +103,7 @@ async function scratchDir(): Promise<string> {
 afterAll(async () => {
   for (const child of owners) child.kill('SIGKILL');
   await Promise.all(servers.map((server) => server.stop()));
+  // As root the data lives outside the scratch directories: `dirs` lists those too.
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
 });
 
@@ -119,6 +122,7 @@ describe('startEmbeddedPostgres', () => {
   it('keeps the data of a given data directory across restarts', async () => {
     const wanted = await scratchDir();
     const first = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    dirs.push(first.dataDir);
     await query(first.url, 'CREATE DATABASE kept');
     await first.stop();
 
@@ -139,6 +143,7 @@ describe('startEmbeddedPostgres', () => {
       const wanted = await scratchDir(); // a 0700 directory: out of the postgres user's reach
       const server = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
       servers.push(server);
+      dirs.push(server.dataDir);
 
       expect(await query(server.url, "SELECT current_setting('data_directory') AS dir")).toEqual([
         { dir: server.dataDir },
@@ -163,6 +168,7 @@ describe('startEmbeddedPostgres', () => {
   it('fails with one line saying what to do when the data directory holds files but no cluster', async () => {
     const wanted = await scratchDir();
     const first = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    dirs.push(first.dataDir);
     await first.stop();
     await unlink(join(first.dataDir, 'PG_VERSION'));
 
