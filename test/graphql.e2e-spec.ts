@@ -206,7 +206,7 @@ describe('GraphQL resolvers', () => {
         const refusal = guard.canActivate(contextOf(type, 'handle'));
         await expect(refusal).rejects.toThrow(ProcoreConfigurationError);
         await expect(refusal).rejects.toThrow(
-          `ProcoreAuthGuard supports HTTP handlers and GraphQL resolvers, not "${type}" handlers`,
+          `ProcoreAuthGuard supports HTTP handlers and GraphQL resolvers, not "${type}" handlers: exempt this handler with @SkipProcoreAuth()`,
         );
       },
     );
