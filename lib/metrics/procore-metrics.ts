@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
 import type { ProcoreRefreshTrigger } from '../events/procore-auth.events.js';
 
 /** The OpenTelemetry meter every instrument of the package belongs to. */
@@ -27,7 +27,14 @@ interface Histogram {
 interface Meter {
   createCounter(name: string, options: { description: string; unit: string }): Counter;
   createHistogram(name: string, options: { description: string; unit: string }): Histogram;
-  createGauge(name: string, options: { description: string; unit: string }): Histogram;
+  /** Since `@opentelemetry/api` 1.9; older versions have no synchronous gauge. */
+  createGauge?(name: string, options: { description: string; unit: string }): Histogram;
+}
+
+const NO_GAUGE: Histogram = { record: () => undefined };
+
+function gauge(meter: Meter, name: string, options: { description: string; unit: string }) {
+  return typeof meter.createGauge === 'function' ? meter.createGauge(name, options) : NO_GAUGE;
 }
 
 interface Instruments {
@@ -74,7 +81,7 @@ function createInstruments(meter: Meter): Instruments {
       description: 'Time one tick of the refresh scheduler took.',
       unit: 's',
     }),
-    backlog: meter.createGauge('procore.scheduler.backlog', {
+    backlog: gauge(meter, 'procore.scheduler.backlog', {
       description: 'Connections due for a refresh that the last tick of this instance claimed.',
       unit: '{connection}',
     }),
@@ -86,7 +93,7 @@ function createInstruments(meter: Meter): Instruments {
       description: "Time a call to Procore's REST API took, retries and rate-limit waits included.",
       unit: 's',
     }),
-    rateLimitRemaining: meter.createGauge('procore.api.rate_limit.remaining', {
+    rateLimitRemaining: gauge(meter, 'procore.api.rate_limit.remaining', {
       description: "Procore's X-Rate-Limit-Remaining in the latest answer.",
       unit: '{call}',
     }),
@@ -103,6 +110,8 @@ function createInstruments(meter: Meter): Instruments {
 export class ProcoreMetrics implements OnModuleInit {
   private instruments: Instruments | undefined;
 
+  private readonly logger = new Logger('ProcoreAuth');
+
   async onModuleInit(): Promise<void> {
     let api: typeof import('@opentelemetry/api');
     try {
@@ -110,7 +119,14 @@ export class ProcoreMetrics implements OnModuleInit {
     } catch {
       return; // Not installed: metrics are off.
     }
-    this.instruments = createInstruments(api.metrics.getMeter(PROCORE_METER_NAME) as Meter);
+    try {
+      this.instruments = createInstruments(api.metrics.getMeter(PROCORE_METER_NAME) as Meter);
+    } catch (error) {
+      // An SDK that refuses an instrument must not stop the app: metrics are off then.
+      this.logger.warn(
+        `Procore metrics are off: the OpenTelemetry meter refused an instrument (${(error as Error)?.name ?? 'error'}).`,
+      );
+    }
   }
 
   /** A finished run of the refresh protocol. */
