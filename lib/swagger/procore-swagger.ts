@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { ProcoreOAuthController } from '../oauth/procore-oauth.controller.js';
 import {
   CALLBACK_BAD_REQUEST_REASONS,
@@ -79,13 +80,21 @@ const API_CALL_RESPONSES = [
 export async function applyProcoreSwaggerDocs(): Promise<boolean> {
   const swagger = await loadSwagger();
   if (!swagger) return false;
-  loaded = swagger;
-  for (const target of pending.splice(0)) documentTarget(swagger, target);
-  if (!documentedRoutes) {
-    documentOAuthRoutes(swagger);
-    documentedRoutes = true;
+  try {
+    loaded = swagger;
+    for (const target of pending.splice(0)) documentTarget(swagger, target);
+    if (!documentedRoutes) {
+      documentedRoutes = true;
+      documentOAuthRoutes(swagger);
+    }
+    return true;
+  } catch (error) {
+    // Documentation must never stop the app (e.g. a @nestjs/swagger without one of these decorators).
+    new Logger('ProcoreAuth').warn(
+      `The OpenAPI description of the Procore routes is incomplete: @nestjs/swagger refused it (${(error as Error)?.name ?? 'error'}).`,
+    );
+    return false;
   }
-  return true;
 }
 
 /** The answers of a route (or of every route of a controller) that uses the guard or decorators. */
