@@ -234,6 +234,28 @@ describe('GraphQL resolvers', () => {
       },
     );
 
+    it.each(['rpc', 'ws'] as const)(
+      'the service-account forms of both decorators need no owner: a %s handler gets past the request lookup',
+      (type) => {
+        class Handler {
+          handle(
+            @ProcoreToken({ serviceAccount: true }) _token: string,
+            @ProcoreApi({ serviceAccount: 'reports' }) _procore: ProcoreScopedClient,
+          ) {}
+        }
+        const params = Reflect.getMetadata(ROUTE_ARGS_METADATA, Handler, 'handle') as Record<
+          string,
+          { factory: (data: unknown, context: ExecutionContextHost) => unknown; data: unknown }
+        >;
+        for (const param of Object.values(params)) {
+          expect(param.factory(param.data, contextOf(type, 'handle'))).toEqual({
+            request: { pattern: 'projects.sync' },
+            options: param.data,
+          });
+        }
+      },
+    );
+
     it('lets a @SkipProcoreAuth() handler through', async () => {
       await expect(app.get(ProcoreAuthGuard).canActivate(contextOf('rpc', 'exempt'))).resolves.toBe(
         true,

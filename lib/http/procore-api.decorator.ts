@@ -10,7 +10,7 @@ import { ProcoreClient } from '../api/procore.client.js';
 import type { ProcoreScopedClient } from '../api/procore-scoped-client.js';
 import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
-import { procoreRequestOf } from './procore-execution-context.js';
+import { procoreRequestOf, procoreRequestOrFirstArgument } from './procore-execution-context.js';
 import { toProcoreHttpException } from './procore-http-errors.js';
 import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
@@ -65,7 +65,11 @@ export class ProcoreApiPipe implements PipeTransform<
 
 const ProcoreApiParam = createParamDecorator(
   (options: ProcoreApiParamOptions | undefined, context: ExecutionContext): ProcoreApiRequest => ({
-    request: procoreRequestOf(context, '@ProcoreApi()'),
+    // A service account's client needs no request owner: usable in any context (`companyId`
+    // then receives the handler's first argument, e.g. a microservice message's data).
+    request: options?.serviceAccount
+      ? procoreRequestOrFirstArgument(context, '@ProcoreApi()')
+      : procoreRequestOf(context, '@ProcoreApi()'),
     options: options ?? {},
   }),
 );

@@ -8,10 +8,22 @@ import { ProcoreConfigurationError } from '../errors/procore-configuration.error
  * Express and Fastify, Nest's default context), else `context.request`, else
  * `context.reply.request` (Mercurius).
  *
- * Any other context (microservices `rpc`, WebSockets `ws`) has no request these can trust: a clear
- * `ProcoreConfigurationError` instead of letting it through.
+ * Any other context (microservices `rpc`, WebSockets `ws`) has no request these can find an owner
+ * in: a clear `ProcoreConfigurationError` instead of letting it through.
  */
 export function procoreRequestOf(context: ExecutionContext, user: string): unknown {
+  return requestOf(context, user, true);
+}
+
+/**
+ * Like `procoreRequestOf`, for what needs no owner (service-account tokens and clients): in any
+ * other context, the handler's first argument (a microservice message's data, a WebSocket client).
+ */
+export function procoreRequestOrFirstArgument(context: ExecutionContext, user: string): unknown {
+  return requestOf(context, user, false);
+}
+
+function requestOf(context: ExecutionContext, user: string, ownerNeeded: boolean): unknown {
   const type = context.getType<string>();
   if (type === 'http') return context.switchToHttp().getRequest<unknown>();
   if (type === 'graphql') {
@@ -21,10 +33,12 @@ export function procoreRequestOf(context: ExecutionContext, user: string): unkno
       gqlContext?.request ??
       (gqlContext?.reply as { request?: unknown } | undefined)?.request;
     if (request && typeof request === 'object') return request;
+    if (!ownerNeeded) return undefined;
     throw new ProcoreConfigurationError(
       `${user} found no request in the GraphQL context: return it as "req" from the GraphQL module's context function, e.g. context: ({ req }) => ({ req }).`,
     );
   }
+  if (!ownerNeeded) return context.getArgByIndex<unknown>(0);
   const fix =
     user === 'ProcoreAuthGuard'
       ? 'exempt this handler with @SkipProcoreAuth()'

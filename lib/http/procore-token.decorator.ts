@@ -8,7 +8,7 @@ import {
 import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
-import { procoreRequestOf } from './procore-execution-context.js';
+import { procoreRequestOf, procoreRequestOrFirstArgument } from './procore-execution-context.js';
 import { toProcoreHttpException } from './procore-http-errors.js';
 import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
@@ -53,7 +53,10 @@ export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Prom
 
 const ProcoreTokenParam = createParamDecorator(
   (options: ProcoreTokenOptions | undefined, context: ExecutionContext): ProcoreTokenRequest => ({
-    request: procoreRequestOf(context, '@ProcoreToken()'),
+    // A service-account token needs no request owner: usable in any context.
+    request: options?.serviceAccount
+      ? procoreRequestOrFirstArgument(context, '@ProcoreToken()')
+      : procoreRequestOf(context, '@ProcoreToken()'),
     options: options ?? {},
   }),
 );
