@@ -290,7 +290,9 @@ async function prepareDataDir(
 ): Promise<string> {
   let dir: string;
   if (wanted === undefined) {
-    dir = await mkdtemp(join(runtimeDir ?? tmpdir(), 'data-tmp-'));
+    dir = await mkdtemp(
+      runtimeDir ? join(runtimeDir, 'data-tmp-') : join(tmpdir(), `${ROOT_RUNTIME_DIR_NAME}-data-`),
+    );
   } else {
     // As root, a directory of its own per wanted path (the wanted one may be out of reach).
     const digest = createHash('sha256').update(resolve(wanted)).digest('hex').slice(0, 12);

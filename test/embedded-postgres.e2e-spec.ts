@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -215,6 +215,27 @@ onLinux('an embedded PostgreSQL whose owner goes away', () => {
       `stopped a PostgreSQL an earlier run left running on ${owner.dataDir} (pid ${postmaster})`,
     ]);
     expect(await query(server.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    await server.stop();
+  });
+
+  it('starts despite a postmaster.pid naming a live process that is not PostgreSQL (a stale lock)', async () => {
+    const wanted = await scratchDir();
+    const first = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    dirs.push(first.dataDir);
+    await first.stop();
+    // The pid of a crashed server, since reused by another program of the same user (postgres
+    // itself takes a process of another user for gone).
+    const { uid, gid } = await stat(first.dataDir);
+    const other = spawn('sleep', ['600'], { ...(isRoot ? { uid, gid } : {}), stdio: 'ignore' });
+    owners.push(other);
+    await writeFile(join(first.dataDir, 'postmaster.pid'), `${other.pid}\n${first.dataDir}\n`);
+
+    const server = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    servers.push(server);
+    expect(server.notes).toEqual([]);
+    expect(await query(server.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    expect(await postmasterPid(server.dataDir)).not.toBe(other.pid);
+    expect(isAlive(other.pid!)).toBe(true);
     await server.stop();
   });
 
