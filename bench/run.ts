@@ -25,6 +25,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'api-client-overhead', file: 'api-client-overhead.js', nodeArgs: [] },
   { name: 'api-401-storm', file: 'api-401-storm.js', nodeArgs: [] },
   { name: 'api-rate-governor', file: 'api-rate-governor.js', nodeArgs: [] },
+  { name: 'scale-claim', file: 'scale-claim.js', nodeArgs: [] },
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
