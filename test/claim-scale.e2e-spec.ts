@@ -136,6 +136,16 @@ describe('scheduler claim at scale (real PostgreSQL)', () => {
     expect(indexes.join('\n')).not.toContain('IDX_procore_oauth_tokens_expires_at');
   });
 
+  it('counts the connections needing reauthorization from their own index', async () => {
+    const [{ 'QUERY PLAN': plan }] = await dataSource.query(
+      `EXPLAIN (ANALYZE, FORMAT JSON)
+       SELECT count(*) FROM procore_oauth_tokens WHERE status = 'reauthorization_required'`,
+    );
+    const text = JSON.stringify(plan);
+    expect(text).toContain('IDX_procore_oauth_tokens_reauthorization');
+    expect(text).not.toContain('Seq Scan');
+  });
+
   it('examines no idle row: nothing due → nothing read; 150 due → 100 claimed, at most 2× the batch examined', async () => {
     await expect(claim()).resolves.toEqual([]);
     const idleScan = await examined();

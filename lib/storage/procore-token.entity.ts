@@ -26,6 +26,10 @@ export type ProcoreConnectionStatus = 'active' | 'reauthorization_required' | 'r
 @Index('IDX_procore_oauth_tokens_refresh_due', ['expiresAt'], {
   where: `status = 'active' AND NOT idle AND refresh_token IS NOT NULL`,
 })
+// Counting the connections that need reauthorization (health, metrics) reads only those.
+@Index('IDX_procore_oauth_tokens_reauthorization', ['ownerId'], {
+  where: `status = 'reauthorization_required'`,
+})
 export class ProcoreTokenEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;

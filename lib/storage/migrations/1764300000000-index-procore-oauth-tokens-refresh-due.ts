@@ -4,7 +4,8 @@ import { TableColumn, type MigrationInterface, type QueryRunner } from 'typeorm'
  * Makes the scheduler's claim cost follow the due rows, not the table (issue: one million
  * connections). Adds `procore_oauth_tokens.idle` (a constant default: no table rewrite) and
  * replaces the index on every row's `expires_at` with a partial one over the rows the scheduler
- * keeps fresh (`status = 'active' AND NOT idle AND refresh_token IS NOT NULL`).
+ * keeps fresh (`status = 'active' AND NOT idle AND refresh_token IS NOT NULL`); indexes the rows
+ * that need reauthorization, so counting them costs what there is to count.
  *
  * Connections unused for 7 days are marked idle here (see below); the scheduler marks the rest as
  * it meets them.
@@ -45,6 +46,11 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
          ON ${table} (expires_at)
        WHERE status = 'active' AND NOT idle AND refresh_token IS NOT NULL`,
     );
+    // The count a health check or a dashboard asks for, proportional to the rows it counts.
+    await queryRunner.query(
+      `CREATE INDEX${concurrently} IF NOT EXISTS "IDX_procore_oauth_tokens_reauthorization"
+         ON ${table} (owner_id) WHERE status = 'reauthorization_required'`,
+    );
     await queryRunner.query(
       `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_expires_at')}`,
     );
@@ -58,6 +64,9 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
     );
     await queryRunner.query(
       `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_refresh_due')}`,
+    );
+    await queryRunner.query(
+      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_reauthorization')}`,
     );
     await queryRunner.dropColumn('procore_oauth_tokens', 'idle');
   }
