@@ -133,6 +133,43 @@ describe('the storage setting', () => {
     expect(response.body).toEqual({ valid: true });
   });
 
+  it('two app instances sharing one store refresh an expired token exactly once under concurrent requests', async () => {
+    const tokens = new InMemoryProcoreTokenStore();
+    const states = new InMemoryProcoreOAuthStateStore();
+    const module = () =>
+      ProcoreAuthModule.forRoot({
+        ...fakeProcoreOptions(fake, { ownerResolver: ownerFromHeader }),
+        storage: { tokens, states },
+      });
+    app = await start(fake, module());
+    await connectWithFakeProcore(app.get(ProcoreTokenService), 'ada');
+    const connected = await tokens.find('ada');
+    // Hours later: the stored token has expired, at the fake too.
+    fake.advanceClock(fake.accessTokenTtlSeconds + 60);
+    await tokens.withLock('ada', 1_000, (_record, writer) =>
+      writer.update({ expiresAt: new Date(Date.now() - 60_000) }),
+    );
+    // Two instances started afterwards (nothing in their token caches), sharing the store.
+    await app.close();
+    app = await start(fake, module());
+    const second = await start(fake, module());
+    try {
+      const services = [app.get(ProcoreTokenService), second.get(ProcoreTokenService)];
+      const handedOut = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => services[i % 2].getAccessToken('ada')),
+      );
+      expect(fake.counters.refreshToken).toBe(1);
+      expect(fake.counters.rejectedRefreshTokens).toBe(0);
+      expect(new Set(handedOut).size).toBe(1);
+      expect(fake.isAccessTokenValid(handedOut[0])).toBe(true);
+      const rotated = await tokens.find('ada');
+      expect(rotated?.version).toBe((connected?.version ?? 0) + 1);
+      expect(rotated?.refreshToken).not.toBe(connected?.refreshToken);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('instantiates store classes inside the module: they inject forRootAsync imports and the options', async () => {
     @Injectable()
     class Backend {

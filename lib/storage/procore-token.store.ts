@@ -67,6 +67,7 @@ export interface ClaimOptions {
  *
  * - **Owner isolation.** Every read and write concerns exactly one owner id, compared exactly
  *   (case and whitespace matter). Nothing written for one owner is visible in another's record.
+ * - **Copies out.** Records handed out are the caller's: changing one changes nothing stored.
  * - **Mutual exclusion per owner** (`withLock`, `upsert`). At most one `work` per owner runs at a
  *   time, across instances; a holder that dies (process crash, lost connection) releases the lock
  *   without anyone's help. Locks of different owners never wait for each other. Waiting is bounded

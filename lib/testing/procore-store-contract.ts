@@ -202,6 +202,28 @@ export function runProcoreTokenStoreContract(options: ProcoreTokenStoreContractO
         assert.deepEqual(await s.find(owner), record);
       });
 
+      test('hands out copies: changing a returned record changes nothing stored', async (store) => {
+        const s = await store();
+        const owner = id();
+        const { record } = await s.upsert(owner, insert(), lockTimeoutMs);
+        const stored = await s.find(owner);
+        for (const handedOut of [record, stored]) {
+          assert.ok(handedOut);
+          handedOut.accessToken = 'v1:k1:mutated';
+          handedOut.version = 99;
+          handedOut.expiresAt?.setTime(0);
+        }
+        await s.withLock(owner, lockTimeoutMs, async (locked) => {
+          assert.ok(locked);
+          locked.status = 'revoked';
+        });
+        const again = await s.find(owner);
+        assert.notEqual(again?.accessToken, 'v1:k1:mutated');
+        assert.equal(again?.version, 1);
+        assert.notEqual(again?.expiresAt?.getTime(), 0);
+        assert.equal(again?.status, 'active');
+      });
+
       test('owners never see each other: ids are compared exactly, writes touch one owner', async (store) => {
         const s = await store();
         const owner = id('Ab');
