@@ -42,6 +42,12 @@ const config: Config = {
   extensionsToTreatAsEsm: nest11 ? [] : ['.ts'],
   roots: ['<rootDir>/lib', '<rootDir>/test'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  // The sample's embedded PostgreSQL runner loads the ESM-only PostgreSQL binary packages with
+  // import(), which Jest's CommonJS runtime cannot do; it is not the library, and `npm test` runs it.
+  testPathIgnorePatterns: [
+    '/node_modules/',
+    ...(nest11 ? ['/test/embedded-postgres\\.e2e-spec\\.ts$'] : []),
+  ],
   moduleNameMapper: {
     ...(nest11 && {
       '^(@nestjs/[^/]+|typeorm)(/.*)?$': '<rootDir>/compat/nest11/node_modules/$1$2',
