@@ -26,6 +26,7 @@ const BENCHMARKS: Benchmark[] = [
   { name: 'api-401-storm', file: 'api-401-storm.js', nodeArgs: [] },
   { name: 'api-rate-governor', file: 'api-rate-governor.js', nodeArgs: [] },
   { name: 'scale-claim', file: 'scale-claim.js', nodeArgs: [] },
+  { name: 'scheduler-capacity', file: 'scheduler-capacity.js', nodeArgs: [] },
 ];
 
 const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
