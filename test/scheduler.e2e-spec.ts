@@ -204,6 +204,28 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     expect(lines[0]).toMatch(
       /claimed 4, refreshed 3, skipped 0, failed 0, reauthorization required 1 in \d+ ms/,
     );
+    expect(logger.lines.filter((line) => line.includes('cannot keep up'))).toEqual([]);
+  });
+
+  it('warns, with the sizing rule, when a tick takes longer than the interval', async () => {
+    const logger = new RecordingLogger();
+    const app = await start(
+      { scheduler: { enabled: false, intervalMs: 200, concurrency: 1 } },
+      logger,
+    );
+    await seedDue(app, 3);
+    // Three refreshes one at a time, each answered after 100 ms: the tick takes over 300 ms.
+    fake.tokenLatencyMs = 100;
+
+    const summary = await app.app.get(TokenRefreshScheduler).runTick();
+
+    expect(summary.refreshed).toBe(3);
+    const warnings = logger.lines.filter((line) => line.includes('cannot keep up'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(
+      /^warn Procore token refresh cannot keep up: this tick took \d+ s for 3 connection\(s\)/,
+    );
+    expect(warnings[0]).toContain('scheduler.concurrency (1;');
   });
 
   it('stops cleanly on shutdown in the middle of a tick, leaving every row consistent', async () => {

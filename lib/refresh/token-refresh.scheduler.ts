@@ -147,7 +147,27 @@ export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeAppl
     const line = `Procore token refresh: claimed ${summary.claimed}, refreshed ${summary.refreshed}, skipped ${summary.skipped}, failed ${summary.failed}, reauthorization required ${summary.reauthorizationRequired} in ${summary.durationMs} ms`;
     if (summary.claimed > 0) this.logger.log(line);
     else this.logger.debug(line);
+    this.warnIfBehind(summary);
     return summary;
+  }
+
+  /**
+   * A tick longer than the interval means connections came due faster than this instance (and the
+   * others) refresh them: the backlog waits, and past the look-ahead tokens expire unrefreshed
+   * (requests then refresh on their own path). Says so, with the sizing rule.
+   */
+  private warnIfBehind(summary: ProcoreRefreshTickSummary): void {
+    const { intervalMs, concurrency } = this.options.scheduler;
+    if (this.stopping || summary.durationMs <= intervalMs) return;
+    const perSecond = (summary.claimed * 1000) / Math.max(1, summary.durationMs);
+    this.logger.warn(
+      `Procore token refresh cannot keep up: this tick took ${Math.round(summary.durationMs / 1000)} s ` +
+        `for ${summary.claimed} connection(s) (${perSecond.toFixed(1)}/s), longer than ` +
+        `scheduler.intervalMs (${Math.round(intervalMs / 1000)} s). Raise scheduler.concurrency ` +
+        `(${concurrency}; the pool needs as many connections), run more instances, or look at the ` +
+        `token endpoint's latency: an instance refreshes about concurrency ÷ latency connections a ` +
+        `second, and keeps about 4,500 × that fresh with 90-minute tokens.`,
+    );
   }
 
   /** Refreshes with at most `concurrency` in flight; nothing new starts once shutdown began. */
