@@ -13,6 +13,7 @@ import {
 } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { FastifyAdapter } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
@@ -146,6 +147,25 @@ describe.each<Platform>(['express', 'fastify'])(
       const callback = new URL(approved.headers.get('location') as string);
       return { code: callback.searchParams.get('code'), state: callback.searchParams.get('state') };
     }
+
+    // First in the file: the guarded routes are mounted before any app was created, i.e. before the
+    // package documented its routes for Swagger (which it does once, while the first app is created).
+    it("per-route guards keep the routes' OpenAPI description, even when mounted before it was written", async () => {
+      const guardedModule = ProcoreAuthModule.forRoot({
+        ...options(),
+        routes: { guards: { authorize: [BearerGuard], callback: [BearerGuard] } },
+      });
+      const describeRoutes = () =>
+        SwaggerModule.createDocument(app!, new DocumentBuilder().build()).paths;
+      await startApp([ProcoreAuthModule.forRoot(options())]);
+      const plain = describeRoutes();
+      await app!.close();
+      await startApp([guardedModule]);
+      const guarded = describeRoutes();
+      expect(plain['/procore/oauth/authorize']?.get?.responses).toBeDefined();
+      expect(guarded['/procore/oauth/authorize']).toEqual(plain['/procore/oauth/authorize']);
+      expect(guarded['/procore/oauth/callback']).toEqual(plain['/procore/oauth/callback']);
+    });
 
     it('a global guard (APP_GUARD) protects the OAuth routes too, and signs in the owner they connect', async () => {
       await startApp([ProcoreAuthModule.forRoot({ ...options(), isGlobal: true })], {

@@ -211,9 +211,10 @@ export class ProcoreOAuthController {
 }
 
 /**
- * Gives the mounted class its own copy of a route method, carrying the base method's metadata
- * (path, verb, `@SkipProcoreAuth()`, documentation) plus `guards`: guards set on the base
- * method itself would leak into every other mounted copy.
+ * Gives the mounted class its own copy of a route method with `guards` (guards set on the base
+ * method itself would leak into every other mounted copy). The copy inherits the base method's
+ * metadata (path, verb, `@SkipProcoreAuth()`, documentation added later) through its prototype:
+ * reflect-metadata looks a function's metadata up along that chain.
  */
 function guardRoute(
   mounted: Type<ProcoreOAuthController>,
@@ -226,9 +227,7 @@ function guardRoute(
       return base.apply(this, args);
     },
   }[name];
-  for (const key of Reflect.getMetadataKeys(base)) {
-    Reflect.defineMetadata(key, Reflect.getMetadata(key, base), own);
-  }
+  Object.setPrototypeOf(own, base);
   const descriptor = { value: own, writable: true, configurable: true, enumerable: false };
   Object.defineProperty(mounted.prototype, name, descriptor);
   UseGuards(...guards)(mounted.prototype, name, descriptor);
