@@ -287,6 +287,19 @@ describe.each<Platform>(['express', 'fastify'])(
         .expect(200, { hasToken: true });
     });
 
+    it('refuses a routes.guards it cannot read instead of leaving the routes unguarded', () => {
+      for (const guards of [
+        SessionGuard,
+        { authorize: SessionGuard },
+        { authorise: [SessionGuard] },
+        [{ allow: true }],
+      ]) {
+        expect(() =>
+          ProcoreAuthModule.forRoot({ ...options(), routes: { guards: guards as never } }),
+        ).toThrow(/routes\.guards is invalid/);
+      }
+    });
+
     it("guards of one registration do not leak into another app's routes", async () => {
       await startApp([
         ProcoreAuthModule.forRoot({
