@@ -11,6 +11,7 @@ import {
   ProcoreToken,
   ProcoreTokenService,
   ProcoreTokenStore,
+  TokenRefreshScheduler,
   type ProcoreScopedClient,
   type ResolvedProcoreAuthOptions,
 } from 'nestjs-procore-auth';
@@ -165,6 +166,36 @@ describe('the storage setting', () => {
       const rotated = await tokens.find('ada');
       expect(rotated?.version).toBe((connected?.version ?? 0) + 1);
       expect(rotated?.refreshToken).not.toBe(connected?.refreshToken);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('the scheduler claims through the store: two instances ticking at once refresh a due connection once', async () => {
+    const tokens = new InMemoryProcoreTokenStore();
+    const module = () =>
+      ProcoreAuthModule.forRoot({
+        ...fakeProcoreOptions(fake, { ownerResolver: ownerFromHeader }),
+        storage: { tokens, states: InMemoryProcoreOAuthStateStore },
+      });
+    app = await start(fake, module());
+    const second = await start(fake, module());
+    try {
+      await connectWithFakeProcore(app.get(ProcoreTokenService), 'ada');
+      // Due: less than the look-ahead (min(15 min, half the lifetime)) remains.
+      await tokens.withLock('ada', 1_000, (_record, writer) =>
+        writer.update({ expiresAt: new Date(Date.now() + 60_000) }),
+      );
+      const ticks = await Promise.all([
+        app.get(TokenRefreshScheduler).runTick(),
+        second.get(TokenRefreshScheduler).runTick(),
+      ]);
+      expect(ticks.map((tick) => tick.claimed).reduce((a, b) => a + b)).toBe(1);
+      expect(ticks.map((tick) => tick.refreshed).reduce((a, b) => a + b)).toBe(1);
+      expect(fake.counters.refreshToken).toBe(1);
+      expect((await tokens.find('ada'))?.expiresAt?.getTime()).toBeGreaterThan(
+        Date.now() + 3_600_000,
+      );
     } finally {
       await second.close();
     }
