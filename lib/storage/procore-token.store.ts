@@ -29,7 +29,7 @@ export type ProcoreTokenInsert = Pick<
   'environment' | 'accessToken' | 'refreshToken' | 'keyId' | 'expiresAt' | 'tokenLifetimeSeconds'
 >;
 
-/** What `upsert` did: the stored connection, and the row it replaced (`null` for a new owner). */
+/** What `upsert` did: the stored connection, and the record it replaced (`null` for a new owner). */
 export interface ProcoreTokenUpsert {
   record: ProcoreTokenRecord;
   replaced: ProcoreTokenRecord | null;
@@ -44,11 +44,13 @@ export interface LockedTokenWriter {
 export interface ClaimOptions {
   /**
    * Connections whose access token expires within this many seconds; `undefined` means
-   * min(15 minutes, half the token's lifetime), per connection.
+   * min(15 minutes, half the token's lifetime), per connection (`tokenLifetimeSeconds`, 5400 when
+   * unknown).
    */
   lookAheadSeconds: number | undefined;
-  /** ... and used or connected after this instant. */
+  /** ... and last used (`lastUsedAt`) or connected (`connectedAt`) at or after this instant. */
   activeSince: Date;
+  /** At most this many connections per claim. */
   limit: number;
   /** How long a claim keeps other instances off the claimed connections. */
   leaseSeconds: number;
