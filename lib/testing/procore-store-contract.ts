@@ -557,9 +557,12 @@ export function runProcoreTokenStoreContract(options: ProcoreTokenStoreContractO
         await connection(s, marker, 400_000, { tokenLifetimeSeconds: 600 });
         const longDue = await connection(s, marker, 800_000, { tokenLifetimeSeconds: 5400 });
         await connection(s, marker, 1_000_000, { tokenLifetimeSeconds: 5400 });
+        // An unknown lifetime counts as Procore's 5400 s.
+        const unknownDue = await connection(s, marker, 800_000, { tokenLifetimeSeconds: null });
+        await connection(s, marker, 1_000_000, { tokenLifetimeSeconds: null });
         assert.deepEqual(
           sorted(await claim(s, marker, 100, { seconds: undefined })),
-          sorted([shortDue.ownerId, longDue.ownerId]),
+          sorted([shortDue.ownerId, longDue.ownerId, unknownDue.ownerId]),
         );
       });
 
