@@ -172,8 +172,10 @@ describe.each<Platform>(['express', 'fastify'])(
         controllers: [projectsController(GlobalSessionGuard)] as never[],
         providers: [{ provide: APP_GUARD, useClass: GlobalSessionGuard }] as never[],
       });
-      const refused = await request(server()).get('/procore/oauth/authorize').expect(401);
-      expect(refused.body).toMatchObject({ message: 'app: sign in first' });
+      for (const path of ['/procore/oauth/authorize', '/procore/oauth/callback?code=c&state=s']) {
+        const refused = await request(server()).get(path).expect(401);
+        expect(refused.body).toMatchObject({ message: 'app: sign in first' });
+      }
 
       const browser = request.agent(server());
       const start = await browser
