@@ -106,11 +106,14 @@ export async function schedulerRound(
       // a forced refresh of a sample succeeds with no invalid_grant.
       fake.tokenLatencyMs = 0;
       const sample = entries.filter((_, i) => i % 10 === 0).map(([owner]) => owner);
-      const read = await workers[1].call('getAccessTokens', { owners: sample, concurrency: 32 });
+      const read = await workers[1 % instances].call('getAccessTokens', {
+        owners: sample,
+        concurrency: 32,
+      });
       const valid = read.tokens.filter((t) => fake.isAccessTokenValid(t)).length;
       const rotationSample = sample.filter((_, i) => i % 5 === 0);
       const rejectedBefore = fake.counters.rejectedRefreshTokens;
-      const forced = await workers[2].call('refresh', {
+      const forced = await workers[2 % instances].call('refresh', {
         owners: rotationSample,
         concurrency: 32,
       });
