@@ -63,6 +63,29 @@ describe('pending authorization states (real PostgreSQL)', () => {
     return instance.service.handleCallback({ code, state, ownerId });
   }
 
+  it('works off a backlog of abandoned states 500 per authorization, never in one long delete', async () => {
+    const abandoned = async () =>
+      (
+        await instance.dataSource.query(
+          `SELECT count(*)::int AS n FROM procore_oauth_states WHERE owner_id LIKE 'abandoned-%'`,
+        )
+      )[0].n as number;
+    await instance.dataSource.query(
+      `INSERT INTO procore_oauth_states (state_hash, owner_id, expires_at, created_at)
+       SELECT md5('abandoned' || i) || md5(i::text), 'abandoned-' || i,
+              now() - interval '2 hours', now() - interval '3 hours'
+         FROM generate_series(1, 1200) AS i`,
+    );
+    const ownerId = nextOwner();
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await instance.service.getAuthorizationUrl(ownerId);
+      counts.push(await abandoned());
+    }
+    expect(counts).toEqual([700, 200, 0]);
+    expect(await pending(ownerId)).toBe(3);
+  });
+
   it('keeps at most 10 pending states per owner (1,000 authorize calls), the newest ones', async () => {
     const ownerId = nextOwner();
     const bystander = nextOwner();

@@ -7,6 +7,9 @@ import {
   type ProcoreOAuthStateRecord,
 } from './procore-oauth-state.store.js';
 
+/** Expired states deleted per save, at most. */
+const PURGE_BATCH = 500;
+
 /**
  * Key space of the transaction-level advisory lock that serialises one owner's new authorizations
  * (two-int form, so it cannot collide with an app's single-bigint advisory locks).
@@ -62,12 +65,13 @@ export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
         [record.ownerId, record.stateHash, this.maxPendingPerOwner - 1],
       );
     });
-    // Abandoned flows would otherwise pile up; the expires_at index keeps this cheap.
-    await this.repository
-      .createQueryBuilder()
-      .delete()
-      .where('expires_at < :cutoff', { cutoff: new Date(Date.now() - 3_600_000) })
-      .execute();
+    // Abandoned flows would otherwise pile up. At most PURGE_BATCH per save (each save adds one),
+    // through the expires_at index: a backlog is worked off without one long, row-locking delete.
+    await this.dataSource.query(
+      `DELETE FROM ${this.table} WHERE state_hash IN (
+         SELECT state_hash FROM ${this.table} WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`,
+      [new Date(Date.now() - 3_600_000), PURGE_BATCH],
+    );
   }
 
   async consume(stateHash: string, ownerId: string | undefined): Promise<ConsumedState> {
