@@ -295,6 +295,11 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       [owners],
     );
     expect(rows).toEqual(owners.map(() => ({ key_id: 'new' })));
+    // Run again (as after an interruption): only rows still on another key are touched.
+    await expect(instance.app.get(ProcoreKeyRotationService).reencryptAll(2)).resolves.toEqual({
+      reencrypted: 0,
+      failed: 0,
+    });
     await restart({ encryptionKey: newKey });
     expect(
       await Promise.all(owners.map((ownerId) => instance.service.getAccessToken(ownerId))),
