@@ -194,6 +194,32 @@ describe('scheduler claim at scale (real PostgreSQL)', () => {
     await expect(claim()).resolves.toEqual(['active-1000']);
   });
 
+  it("outside a transaction (migrationsTransactionMode 'none') it builds the index CONCURRENTLY, valid", async () => {
+    const plain = new DataSource({
+      type: 'postgres',
+      url: database.url,
+      entities: procoreAuthEntities,
+      migrations: procoreAuthMigrations,
+      migrationsTransactionMode: 'none',
+    });
+    await plain.initialize();
+    try {
+      await plain.undoLastMigration();
+      await dataSource.query(`UPDATE procore_oauth_tokens SET refresh_claimed_until = NULL`);
+      await plain.runMigrations();
+      const [index] = await plain.query(
+        `SELECT indisvalid FROM pg_index WHERE indexrelid = '"IDX_procore_oauth_tokens_refresh_due"'::regclass`,
+      );
+      expect(index).toEqual({ indisvalid: true });
+      const [{ n }] = await plain.query(
+        `SELECT count(*)::int AS n FROM procore_oauth_tokens WHERE idle`,
+      );
+      expect(n).toBeGreaterThanOrEqual(IDLE);
+    } finally {
+      await plain.destroy();
+    }
+  });
+
   it('the migration goes back down and up again', async () => {
     await dataSource.undoLastMigration();
     const columns = await dataSource.query(
