@@ -21,11 +21,13 @@ export class ProcoreRequestOwnerResolver {
 
   /** The owner id of the request as a string, or `undefined` when it has none. */
   resolve(request: unknown): string | undefined {
-    const owner = this.findOwner(request);
-    if (owner === undefined || owner === null || owner === '') return undefined;
+    const owner: unknown = this.findOwner(request);
+    if (typeof owner === 'string') return owner === '' ? undefined : owner;
     // NaN, Infinity or 2^53+ would become the owner "NaN" or a rounded id: treat as no owner.
-    if (typeof owner === 'number' && !Number.isSafeInteger(owner)) return undefined;
-    return String(owner);
+    if (typeof owner === 'number') return Number.isSafeInteger(owner) ? String(owner) : undefined;
+    // Anything else is not an id: an object (`req => req.user` instead of `req.user.id`) would
+    // become "[object Object]", one owner shared by every user; `true` the owner "true".
+    return undefined;
   }
 
   /** The raw owner of the request; by default the `ownerResolver` option. */

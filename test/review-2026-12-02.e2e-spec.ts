@@ -1,0 +1,64 @@
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import request from 'supertest';
+import { type ProcoreAuthModuleOptions } from 'nestjs-procore-auth';
+import { FakeProcoreServer, connectWithFakeProcore } from 'nestjs-procore-auth/testing';
+import { createHttpTestApp, type HttpTestApp } from './support/procore-http-app.js';
+import { fakeProcoreOptions, migrate } from './support/procore-test-app.js';
+import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+
+/** Review of the 2026-12-02 changes: each test is a defect found, fixed with it. */
+
+describe('an owner resolver that returns something other than an id', () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let http: HttpTestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_owner_shape');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    fake = await FakeProcoreServer.start();
+  });
+  afterEach(async () => {
+    await http.close();
+    await fake.close();
+  });
+
+  /** `req => req.user` instead of `req => req.user.id`: a mistake an app can make untyped. */
+  const userObject = (req: unknown) =>
+    ({ id: (req as { headers: Record<string, string> }).headers['x-user-id'] }) as unknown as string;
+
+  async function appWith(ownerResolver: (req: unknown) => string | undefined) {
+    http = await createHttpTestApp({
+      platform: 'express',
+      databaseUrl: database.url,
+      fake,
+      options: fakeProcoreOptions(fake, {
+        ownerResolver,
+      } as Partial<ProcoreAuthModuleOptions>),
+    });
+  }
+
+  it("never serves one user's connection to another when it returns the user object", async () => {
+    await appWith(userObject);
+    // The first user's connection, stored under what the object turns into as a string.
+    await connectWithFakeProcore(http.service, '[object Object]');
+    for (const path of ['/me', '/guarded', '/api/me']) {
+      const answer = await request(http.app.getHttpServer()).get(path).set('x-user-id', 'grace');
+      expect({ path, status: answer.status, reason: answer.body.reason }).toEqual({
+        path,
+        status: 401,
+        reason: 'no_owner',
+      });
+    }
+  });
+
+  it('does not start a connection for an owner it cannot name (a boolean, an object)', async () => {
+    await appWith(() => true as unknown as string);
+    const answer = await request(http.app.getHttpServer()).get('/procore/oauth/authorize');
+    expect(answer.status).toBe(401);
+    expect(answer.body.reason).toBe('no_owner');
+  });
+});
