@@ -1,9 +1,19 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
+import { Injectable, type INestApplication } from '@nestjs/common';
+import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
+import { Test } from '@nestjs/testing';
+import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
-import { type ProcoreAuthModuleOptions } from 'nestjs-procore-auth';
+import {
+  ProcoreAuthEventType,
+  ProcoreAuthModule,
+  ProcoreTokenService,
+  procoreAuthEntities,
+  type ProcoreAuthModuleOptions,
+} from 'nestjs-procore-auth';
 import { FakeProcoreServer, connectWithFakeProcore } from 'nestjs-procore-auth/testing';
 import { createHttpTestApp, type HttpTestApp } from './support/procore-http-app.js';
-import { fakeProcoreOptions, migrate } from './support/procore-test-app.js';
+import { RecordingLogger, fakeProcoreOptions, migrate } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /** Review of the 2026-12-02 changes: each test is a defect found, fixed with it. */
@@ -60,5 +70,66 @@ describe('an owner resolver that returns something other than an id', () => {
     const answer = await request(http.app.getHttpServer()).get('/procore/oauth/authorize');
     expect(answer.status).toBe(401);
     expect(answer.body.reason).toBe('no_owner');
+  });
+});
+
+/** An app's listener that rejects: `suppressErrors: false` asks @nestjs/event-emitter to rethrow. */
+@Injectable()
+class RejectingListener {
+  calls = 0;
+
+  @OnEvent(ProcoreAuthEventType.Connected, { suppressErrors: false })
+  async onConnected(): Promise<void> {
+    this.calls += 1;
+    await Promise.resolve();
+    throw new Error('listener failed');
+  }
+}
+
+describe('events through @nestjs/event-emitter to a listener that rejects', () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let app: INestApplication;
+  let logger: RecordingLogger;
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_events');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    unhandled.length = 0;
+    process.on('unhandledRejection', onUnhandled);
+    fake = await FakeProcoreServer.start();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        EventEmitterModule.forRoot(),
+        TypeOrmModule.forRoot({ type: 'postgres', url: database.url, entities: procoreAuthEntities }),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake)),
+      ],
+      providers: [RejectingListener],
+    }).compile();
+    logger = new RecordingLogger();
+    app = moduleRef.createNestApplication({ logger });
+    await app.init();
+  });
+  afterEach(async () => {
+    process.off('unhandledRejection', onUnhandled);
+    await app.close();
+    await fake.close();
+  });
+
+  it('logs the rejection once instead of leaving an unhandled rejection (which stops Node)', async () => {
+    await connectWithFakeProcore(app.get(ProcoreTokenService), 'events-reject-1');
+    // Node reports unhandled rejections once the microtask queue has drained.
+    await new Promise((resolve) => setImmediate(resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(app.get(RejectingListener).calls).toBe(1);
+    expect(unhandled).toEqual([]);
+    const lines = logger.lines.filter((line) => line.includes(ProcoreAuthEventType.Connected));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^error /);
   });
 });

@@ -5,7 +5,8 @@ import { ProcoreAuthEvents } from './procore-auth.events.js';
 
 /** What the bridge needs of `EventEmitter2`. */
 interface Emitter {
-  emit(event: string, ...values: unknown[]): boolean;
+  /** Calls the listeners and settles with their results: an async listener's rejection too. */
+  emitAsync(event: string, ...values: unknown[]): Promise<unknown[]> | false;
 }
 
 /**
@@ -27,13 +28,18 @@ export class ProcoreEventEmitterBridge implements OnApplicationBootstrap {
     const emitter = await this.findEmitter();
     if (!emitter) return;
     this.subscription = this.events.events$.subscribe((event) => {
-      try {
-        emitter.emit(event.type, event);
-      } catch (error) {
-        // A listener that throws must not break the refresh that emitted the event.
+      // A listener that throws must not break the refresh that emitted the event, and one that
+      // rejects (an async listener, with `suppressErrors: false`) must not become an unhandled
+      // rejection, which stops Node.
+      const failed = (error: unknown) =>
         this.logger.error(
           `An @OnEvent('${event.type}') listener threw: ${(error as Error)?.name ?? 'error'}.`,
         );
+      try {
+        const settled = emitter.emitAsync(event.type, event);
+        if (settled) settled.catch(failed);
+      } catch (error) {
+        failed(error);
       }
     });
     this.logger.debug('Procore events are also published through EventEmitter2.');
