@@ -66,9 +66,11 @@ function memory(): number {
  * (as a token decrypted from the database is).
  */
 function jwtLike(length: number): string {
-  const raw = randomBytes(length).toString('base64url');
+  // header (36) . payload . signature (43), `length` characters in all.
+  const raw = randomBytes(length).toString('base64url').slice(0, length);
   const signature = 43;
   const joined = `${raw.slice(0, 36)}.${raw.slice(37, length - signature - 1)}.${raw.slice(length - signature)}`;
+  if (joined.length !== length) throw new Error(`token of ${joined.length} chars, not ${length}`);
   return Buffer.from(joined, 'latin1').toString('latin1');
 }
 
@@ -78,6 +80,11 @@ function jwtLike(length: number): string {
  */
 function ownerId(): string {
   return Buffer.from(randomUUID(), 'latin1').toString('latin1');
+}
+
+/** Heap size of a flat one-byte string of `length` characters (64-bit V8: 16-byte header, 8-byte aligned). */
+function stringBytes(length: number): number {
+  return Math.ceil((16 + length) / 8) * 8;
 }
 
 interface MemoryFigures {
@@ -180,7 +187,7 @@ function shorten(sql: string): string {
 async function main(): Promise<void> {
   // (a) first, in a heap where nothing else is going on.
   const AccessTokenCache = await loadCacheClass();
-  await measureCache(AccessTokenCache, 64); // warm up code paths and lazily allocated structures
+  await measureCache(AccessTokenCache, 128); // warm up code paths and lazily allocated structures
   const memoryFigures = [
     await measureCache(AccessTokenCache, 337),
     await measureCache(AccessTokenCache, 512),
@@ -265,8 +272,12 @@ async function main(): Promise<void> {
         [
           ...memoryFigures.map((m): [string, string] => [
             `tokens of ${m.tokenLength} chars`,
-            `${fmt(m.filledBytes / 1024 / 1024)} MiB in total (empty cache sized for 100k: ${fmt(m.emptyBytes / 1024 / 1024)} MiB), ${fmt(m.bytesPerEntry, 0)} bytes/entry`,
+            `${fmt(m.filledBytes / 1024 / 1024)} MiB = ${fmt(m.filledBytes / 1e6)} MB in total (empty cache sized for 100k: ${fmt(m.emptyBytes / 1024 / 1024)} MiB), ${fmt(m.bytesPerEntry, 0)} bytes/entry, ${fmt(m.bytesPerEntry - stringBytes(m.tokenLength) - stringBytes(36), 0)} beyond the token and owner id strings (${stringBytes(m.tokenLength)} + ${stringBytes(36)} bytes)`,
           ]),
+          [
+            'target: 100,000 owners, 337-char tokens < 50 MB',
+            memoryFigures[0].filledBytes < 50e6 ? 'met' : 'NOT met',
+          ],
           [
             'default cache (10,000 entries max)',
             `≈ ${fmt((memoryFigures[1].bytesPerEntry * 10_000) / 1024 / 1024)} MiB at 512-char tokens`,
@@ -306,6 +317,10 @@ async function main(): Promise<void> {
           memoryFigures.flatMap((m) => [
             [`cacheMiB_${m.tokenLength}`, m.filledBytes / 1024 / 1024],
             [`bytesPerEntry_${m.tokenLength}`, m.bytesPerEntry],
+            [
+              `bytesBeyondStrings_${m.tokenLength}`,
+              m.bytesPerEntry - stringBytes(m.tokenLength) - stringBytes(36),
+            ],
           ]),
         ),
         queriesHitFirstUse: hitFirst.path.length,
