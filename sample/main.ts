@@ -1,7 +1,7 @@
 import 'reflect-metadata';
+import { createServer } from 'node:net';
 import { NestFactory } from '@nestjs/core';
 import { AppModule } from './app.module.js';
-import { createServer } from 'node:net';
 import { applyEmbeddedDefaults, SampleStartupError } from './embedded-defaults.js';
 
 /** Set when the database is the user's (DATABASE_URL), for the hint on a connection failure. */
@@ -78,13 +78,20 @@ function assertPortFree(port: number): Promise<void> {
   });
 }
 
-/** Network errors, and PostgreSQL's refusals of a login (28xxx) or of a database (3D000). */
+const CONNECTION_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  '3D000', // PostgreSQL: the database does not exist
+]);
+
+/** The server unreachable, or refusing the login (28xxx) or the database. */
 function isConnectionFailure(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
-  return (
-    typeof code === 'string' &&
-    (/^E[A-Z_]+$/.test(code) || code.startsWith('28') || code === '3D000')
-  );
+  return typeof code === 'string' && (CONNECTION_ERROR_CODES.has(code) || code.startsWith('28'));
 }
 
 function withoutPassword(url: string): string {
