@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Injectable, type INestApplication } from '@nestjs/common';
 import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
+import { metrics, type MeterProvider } from '@opentelemetry/api';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import request from 'supertest';
@@ -13,7 +14,13 @@ import {
 } from 'nestjs-procore-auth';
 import { FakeProcoreServer, connectWithFakeProcore } from 'nestjs-procore-auth/testing';
 import { createHttpTestApp, type HttpTestApp } from './support/procore-http-app.js';
-import { RecordingLogger, fakeProcoreOptions, migrate } from './support/procore-test-app.js';
+import {
+  RecordingLogger,
+  createProcoreTestApp,
+  fakeProcoreOptions,
+  migrate,
+  type ProcoreTestApp,
+} from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 /** Review of the 2026-12-02 changes: each test is a defect found, fixed with it. */
@@ -131,5 +138,55 @@ describe('events through @nestjs/event-emitter to a listener that rejects', () =
     const lines = logger.lines.filter((line) => line.includes(ProcoreAuthEventType.Connected));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^error /);
+  });
+});
+
+describe('metrics through a meter whose instruments throw when they record', () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let procore: ProcoreTestApp;
+  let logger: RecordingLogger;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_metrics');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    // An SDK (or a view, an exporter hook) that fails on every measurement.
+    const failing = () => ({
+      add: () => {
+        throw new Error('meter broken');
+      },
+      record: () => {
+        throw new Error('meter broken');
+      },
+    });
+    const meter = { createCounter: failing, createHistogram: failing, createGauge: failing };
+    metrics.setGlobalMeterProvider({ getMeter: () => meter } as unknown as MeterProvider);
+    fake = await FakeProcoreServer.start();
+    logger = new RecordingLogger();
+    procore = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake),
+      logger,
+    });
+  });
+  afterEach(async () => {
+    await procore.close();
+    await fake.close();
+    metrics.disable();
+  });
+
+  it('still serves and refreshes tokens, and says once that metrics are off', async () => {
+    await connectWithFakeProcore(procore.service, 'metrics-broken-1');
+    const cached = await procore.service.getAccessToken('metrics-broken-1');
+    expect(fake.isAccessTokenValid(cached)).toBe(true);
+    const refreshed = await procore.service.refresh('metrics-broken-1');
+    expect(refreshed).not.toBe(cached);
+    expect(fake.isAccessTokenValid(refreshed)).toBe(true);
+    expect(await procore.service.getAccessToken('metrics-broken-1')).toBe(refreshed);
+    expect(procore.events.map((event) => event.type)).toContain(ProcoreAuthEventType.TokenRefreshed);
+    expect(logger.lines.filter((line) => line.includes('metrics are off'))).toHaveLength(1);
   });
 });

@@ -136,56 +136,80 @@ export class ProcoreMetrics implements OnModuleInit {
     durationMs: number,
     errorCode?: string,
   ): void {
-    if (!this.instruments) return;
-    const attributes: Attributes = {
-      'procore.refresh.trigger': trigger,
-      'procore.refresh.outcome': outcome,
-    };
-    if (errorCode !== undefined) attributes['error.type'] = errorCode;
-    this.instruments.refreshes.add(1, attributes);
-    this.instruments.refreshDuration.record(durationMs / 1000, {
-      'procore.refresh.trigger': trigger,
-      'procore.refresh.outcome': outcome,
+    this.measure((instruments) => {
+      const attributes: Attributes = {
+        'procore.refresh.trigger': trigger,
+        'procore.refresh.outcome': outcome,
+      };
+      if (errorCode !== undefined) attributes['error.type'] = errorCode;
+      instruments.refreshes.add(1, attributes);
+      instruments.refreshDuration.record(durationMs / 1000, {
+        'procore.refresh.trigger': trigger,
+        'procore.refresh.outcome': outcome,
+      });
     });
   }
 
   /** A connection was marked `reauthorization_required` (`invalid_grant`, `refresh_response_lost`...). */
   reauthorizationRequired(cause: string): void {
-    this.instruments?.reauthorizations.add(1, { 'procore.reauthorization.cause': cause });
+    this.measure((instruments) =>
+      instruments.reauthorizations.add(1, { 'procore.reauthorization.cause': cause }),
+    );
   }
 
   /** A refresh holds the row lock after waiting `durationMs` for it. */
   lockWait(durationMs: number): void {
-    this.instruments?.lockWait.record(durationMs / 1000);
+    this.measure((instruments) => instruments.lockWait.record(durationMs / 1000));
   }
 
   cacheHit(): void {
-    this.instruments?.cacheHits.add(1);
+    this.measure((instruments) => instruments.cacheHits.add(1));
   }
 
   cacheMiss(): void {
-    this.instruments?.cacheMisses.add(1);
+    this.measure((instruments) => instruments.cacheMisses.add(1));
   }
 
   /** A finished scheduler tick and how many due connections it claimed. */
   schedulerTick(durationMs: number, claimed: number): void {
-    if (!this.instruments) return;
-    this.instruments.tickDuration.record(durationMs / 1000);
-    this.instruments.backlog.record(claimed);
+    this.measure((instruments) => {
+      instruments.tickDuration.record(durationMs / 1000);
+      instruments.backlog.record(claimed);
+    });
   }
 
   /** A finished API call: its final status (0 when Procore never answered). */
   apiCall(method: string, status: number, durationMs: number): void {
-    if (!this.instruments) return;
-    const attributes = { 'http.request.method': method, 'http.response.status_code': status };
-    this.instruments.apiCalls.add(1, attributes);
-    this.instruments.apiCallDuration.record(durationMs / 1000, attributes);
+    this.measure((instruments) => {
+      const attributes = { 'http.request.method': method, 'http.response.status_code': status };
+      instruments.apiCalls.add(1, attributes);
+      instruments.apiCallDuration.record(durationMs / 1000, attributes);
+    });
   }
 
   /** An API answer's `X-Rate-Limit-Remaining`, per kind of token holder. */
   rateLimitRemaining(remaining: number, holder: 'owner' | 'serviceAccount'): void {
-    this.instruments?.rateLimitRemaining.record(remaining, {
-      'procore.holder.kind': holder === 'owner' ? 'owner' : 'service_account',
-    });
+    this.measure((instruments) =>
+      instruments.rateLimitRemaining.record(remaining, {
+        'procore.holder.kind': holder === 'owner' ? 'owner' : 'service_account',
+      }),
+    );
+  }
+
+  /**
+   * Records through the instruments, if metrics are on. Measurements are taken on the hot path
+   * and inside a refresh (after its commit, too): a meter that throws there must not fail a
+   * request or hide a rotation, so the first failure turns the metrics off with one warning.
+   */
+  private measure(record: (instruments: Instruments) => void): void {
+    if (!this.instruments) return;
+    try {
+      record(this.instruments);
+    } catch (error) {
+      this.instruments = undefined;
+      this.logger.warn(
+        `Procore metrics are off: the OpenTelemetry meter failed to record (${(error as Error)?.name ?? 'error'}).`,
+      );
+    }
   }
 }
