@@ -280,11 +280,14 @@ async function mirror(from: string, to: string): Promise<void> {
 
 /** Fails with one line when the postgres user cannot run the binaries (e.g. TMPDIR is 0700). */
 async function assertRunnable(postgres: string, runAs: RunAs): Promise<void> {
-  await execFileAsync(postgres, ['--version'], { ...runAs, cwd: '/' }).catch(() => {
-    throw new EmbeddedPostgresError(
-      `the postgres user cannot run ${postgres}: point TMPDIR at a directory that user can enter, or run as a normal user`,
-    );
-  });
+  await execFileAsync(postgres, ['--version'], { ...runAs, cwd: '/' }).catch(
+    (error: Error & { stderr?: string }) => {
+      const reason = lastLine(error.stderr ?? '') ?? error.message;
+      throw new EmbeddedPostgresError(
+        `the postgres user cannot run ${postgres} (${reason}): point TMPDIR at a directory that user can enter, or run as a normal user`,
+      );
+    },
+  );
 }
 
 async function prepareDataDir(
