@@ -190,3 +190,53 @@ describe('metrics through a meter whose instruments throw when they record', () 
     expect(logger.lines.filter((line) => line.includes('metrics are off'))).toHaveLength(1);
   });
 });
+
+describe('clean-up of abandoned authorization states', () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let procore: ProcoreTestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_state_purge');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    fake = await FakeProcoreServer.start();
+    procore = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake) });
+  });
+  afterEach(async () => {
+    await procore.close();
+    await fake.close();
+  });
+
+  it('does not make an authorization wait for expired states another transaction is deleting', async () => {
+    await procore.dataSource.query(
+      `INSERT INTO procore_oauth_states (state_hash, owner_id, expires_at)
+       SELECT md5('abandoned-' || g), 'abandoned', now() - interval '2 hours' - g * interval '1 s'
+         FROM generate_series(1, 50) g`,
+    );
+    // Another instance's clean-up (or any transaction) holds the oldest expired states.
+    const other = procore.dataSource.createQueryRunner();
+    await other.connect();
+    await other.startTransaction();
+    try {
+      await other.query(
+        `SELECT state_hash FROM procore_oauth_states ORDER BY expires_at LIMIT 10 FOR UPDATE`,
+      );
+      const started = await Promise.race([
+        procore.service.getAuthorizationUrl('purge-user-1').then(() => 'started'),
+        new Promise((resolve) => setTimeout(() => resolve('still waiting'), 3_000)),
+      ]);
+      expect(started).toBe('started');
+    } finally {
+      await other.rollbackTransaction();
+      await other.release();
+    }
+    // The states nobody held were cleaned up.
+    const [{ count }] = (await procore.dataSource.query(
+      `SELECT count(*)::int AS count FROM procore_oauth_states WHERE owner_id = 'abandoned'`,
+    )) as { count: number }[];
+    expect(count).toBe(10);
+  });
+});

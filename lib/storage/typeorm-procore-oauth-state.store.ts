@@ -67,9 +67,12 @@ export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
     });
     // Abandoned flows would otherwise pile up. At most PURGE_BATCH per save (each save adds one),
     // through the expires_at index: a backlog is worked off without one long, row-locking delete.
+    // SKIP LOCKED: concurrent saves delete disjoint rows, so an authorization never waits for
+    // another's clean-up (nor deadlocks with it, as two overlapping deletes can).
     await this.dataSource.query(
       `DELETE FROM ${this.table} WHERE state_hash IN (
-         SELECT state_hash FROM ${this.table} WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)`,
+         SELECT state_hash FROM ${this.table} WHERE expires_at < $1 ORDER BY expires_at LIMIT $2
+            FOR UPDATE SKIP LOCKED)`,
       [new Date(Date.now() - 3_600_000), PURGE_BATCH],
     );
   }
