@@ -104,10 +104,19 @@ function withoutPassword(url: string): string {
   }
 }
 
+/** "Invalid options:\n  - a\n  - b" (the package lists every problem) as "Invalid options: a; b". */
+function oneLine(message: string): string {
+  const [first, ...items] = message
+    .split('\n')
+    .map((line) => line.trim())
+    .filter(Boolean);
+  return [first, items.map((item) => item.replace(/^- /, '')).join('; ')].filter(Boolean).join(' ');
+}
+
 /** One line on stderr, no stack trace, exit code 1 (the embedded server stops with this process). */
 function startupFailed(error: unknown): never {
   // The sample's and the package's errors say what to do; a stack trace would bury that.
-  let message = error instanceof Error ? error.message.trim() : String(error);
+  let message = oneLine(error instanceof Error ? error.message : String(error));
   if (userDatabaseUrl && isConnectionFailure(error)) {
     message =
       `could not use DATABASE_URL (${withoutPassword(userDatabaseUrl)}): ${message}: ` +
