@@ -8,6 +8,7 @@ import request from 'supertest';
 import {
   ProcoreAuthEventType,
   ProcoreAuthModule,
+  ProcoreHealthIndicator,
   ProcoreTokenService,
   procoreAuthEntities,
   type ProcoreAuthModuleOptions,
@@ -238,5 +239,43 @@ describe('clean-up of abandoned authorization states', () => {
       `SELECT count(*)::int AS count FROM procore_oauth_states WHERE owner_id = 'abandoned'`,
     )) as { count: number }[];
     expect(count).toBe(10);
+  });
+});
+
+describe('the health indicator while the token table does not answer', () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let procore: ProcoreTestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_health_hang');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    fake = await FakeProcoreServer.start();
+    procore = await createProcoreTestApp({ databaseUrl: database.url, options: fakeProcoreOptions(fake) });
+  });
+  afterEach(async () => {
+    await procore.close();
+    await fake.close();
+  });
+
+  it('answers down within its timeout (a migration holding the table lock), then up again', async () => {
+    const migration = procore.dataSource.createQueryRunner();
+    await migration.connect();
+    await migration.startTransaction();
+    const health = procore.app.get(ProcoreHealthIndicator);
+    try {
+      await migration.query('LOCK TABLE procore_oauth_tokens IN ACCESS EXCLUSIVE MODE');
+      const result = await health.isHealthy('procore', { timeoutMs: 300, cacheMs: 0 });
+      expect(result.procore).toMatchObject({ status: 'down', database: 'down', tokenEndpoint: 'up' });
+      expect(result.procore.message).toContain('Procore token store unreachable');
+    } finally {
+      await migration.rollbackTransaction();
+      await migration.release();
+    }
+    const again = await health.isHealthy('procore', { timeoutMs: 5_000, cacheMs: 0 });
+    expect(again.procore).toMatchObject({ status: 'up', database: 'up', reauthorizationRequired: 0 });
   });
 });
