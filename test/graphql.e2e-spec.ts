@@ -17,7 +17,7 @@ import {
   ProcoreTokenService,
   SkipProcoreAuth,
   procoreAuthEntities,
-  type ProcoreScopedClient,
+  ProcoreScopedClient,
 } from 'nestjs-procore-auth';
 import { FakeProcoreServer, connectWithFakeProcore } from 'nestjs-procore-auth/testing';
 import { ownerFromHeader } from './support/procore-http-app.js';
@@ -236,7 +236,7 @@ describe('GraphQL resolvers', () => {
 
     it.each(['rpc', 'ws'] as const)(
       'the service-account forms of both decorators need no owner: a %s handler gets past the request lookup',
-      (type) => {
+      async (type) => {
         class Handler {
           handle(
             @ProcoreToken({ serviceAccount: true }) _token: string,
@@ -247,12 +247,18 @@ describe('GraphQL resolvers', () => {
           string,
           { factory: (data: unknown, context: ExecutionContextHost) => unknown; data: unknown }
         >;
-        for (const param of Object.values(params)) {
-          expect(param.factory(param.data, contextOf(type, 'handle'))).toEqual({
-            request: { pattern: 'projects.sync' },
-            options: param.data,
-          });
-        }
+        // The factories resolve the parameter themselves (no pipe): the app's client-credentials
+        // token and the 'reports' account's client, without a request.
+        const values = await Promise.all(
+          Object.values(params).map(async (param) =>
+            param.factory(param.data, contextOf(type, 'handle')),
+          ),
+        );
+        expect(values).toHaveLength(2);
+        expect(values.find((value) => typeof value === 'string')).toEqual(expect.any(String));
+        expect(values.find((value) => typeof value === 'object')).toBeInstanceOf(
+          ProcoreScopedClient,
+        );
       },
     );
 

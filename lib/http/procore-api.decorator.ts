@@ -2,9 +2,13 @@ import {
   createParamDecorator,
   Inject,
   Injectable,
+  Optional,
   type ExecutionContext,
+  type OnModuleDestroy,
+  type OnModuleInit,
   type PipeTransform,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import type { ProcoreCompanyId } from '../api/company-id.js';
 import { ProcoreClient } from '../api/procore.client.js';
 import type { ProcoreScopedClient } from '../api/procore-scoped-client.js';
@@ -12,6 +16,8 @@ import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
 import { procoreRequestOf, procoreRequestOrFirstArgument } from './procore-execution-context.js';
 import { toProcoreHttpException } from './procore-http-errors.js';
+import { ProcoreParamResolvers } from './procore-param-resolvers.js';
+import type { ResolvedRequestToken } from './procore-request-owner.js';
 import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
 /** Options of `@ProcoreApi()`. */
@@ -33,19 +39,46 @@ interface ProcoreApiRequest {
   options: ProcoreApiParamOptions;
 }
 
-/** Resolves `@ProcoreApi()` parameters. Internal: use the decorator. */
+const apiResolvers = new ProcoreParamResolvers<ProcoreApiPipe>('@ProcoreApi()');
+
+/**
+ * Resolves `@ProcoreApi()` parameters. Internal: use the decorator (which calls `resolve()` from
+ * its parameter factory, not as a pipe: see `ProcoreParamResolvers`).
+ */
 @Injectable()
-export class ProcoreApiPipe implements PipeTransform<
-  ProcoreApiRequest,
-  Promise<ProcoreScopedClient>
-> {
+export class ProcoreApiPipe
+  implements
+    PipeTransform<ProcoreApiRequest, Promise<ProcoreScopedClient>>,
+    OnModuleInit,
+    OnModuleDestroy
+{
   constructor(
     private readonly client: ProcoreClient,
     private readonly requestTokens: ProcoreRequestTokens,
     @Inject(PROCORE_AUTH_ROUTES) private readonly routes: ProcoreAuthRoutes,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {}
 
-  async transform({ request, options }: ProcoreApiRequest): Promise<ProcoreScopedClient> {
+  onModuleInit(): void {
+    apiResolvers.register(this, this.adapterHost);
+  }
+
+  onModuleDestroy(): void {
+    apiResolvers.unregister(this);
+  }
+
+  async transform(input: ProcoreApiRequest): Promise<ProcoreScopedClient> {
+    return this.resolve(input);
+  }
+
+  /**
+   * The client: returned as it is when the owner's token is cached (or the guard resolved it),
+   * else a promise. Errors are thrown or rejected as the HTTP exceptions the routes answer.
+   */
+  resolve({
+    request,
+    options,
+  }: ProcoreApiRequest): ProcoreScopedClient | Promise<ProcoreScopedClient> {
     try {
       const companyId = options.companyId?.(request) ?? undefined;
       if (options.serviceAccount) {
@@ -55,7 +88,21 @@ export class ProcoreApiPipe implements PipeTransform<
       // The token is looked up now, so a user without a usable connection gets the same 401 as
       // @ProcoreToken() before the handler runs (a cache hit: no database round trip, and the
       // client reuses it).
-      const { ownerId } = await this.requestTokens.forRequest(request);
+      const resolved = this.requestTokens.resolve(request);
+      return resolved instanceof Promise
+        ? this.later(resolved, companyId)
+        : this.client.forOwner(resolved.ownerId, { companyId });
+    } catch (error) {
+      throw toProcoreHttpException(error, this.routes.authorizePath);
+    }
+  }
+
+  private async later(
+    resolved: Promise<ResolvedRequestToken>,
+    companyId: ProcoreCompanyId | undefined,
+  ): Promise<ProcoreScopedClient> {
+    try {
+      const { ownerId } = await resolved;
       return this.client.forOwner(ownerId, { companyId });
     } catch (error) {
       throw toProcoreHttpException(error, this.routes.authorizePath);
@@ -64,14 +111,17 @@ export class ProcoreApiPipe implements PipeTransform<
 }
 
 const ProcoreApiParam = createParamDecorator(
-  (options: ProcoreApiParamOptions | undefined, context: ExecutionContext): ProcoreApiRequest => ({
+  (
+    options: ProcoreApiParamOptions | undefined,
+    context: ExecutionContext,
+  ): ProcoreScopedClient | Promise<ProcoreScopedClient> => {
     // A service account's client needs no request owner: usable in any context (`companyId`
     // then receives the handler's first argument, e.g. a microservice message's data).
-    request: options?.serviceAccount
+    const request = options?.serviceAccount
       ? procoreRequestOrFirstArgument(context, '@ProcoreApi()')
-      : procoreRequestOf(context, '@ProcoreApi()'),
-    options: options ?? {},
-  }),
+      : procoreRequestOf(context, '@ProcoreApi()');
+    return apiResolvers.find(request).resolve({ request, options: options ?? {} });
+  },
 );
 
 /**
@@ -81,4 +131,4 @@ const ProcoreApiParam = createParamDecorator(
  * gives a service account's client; `{ companyId: (req) => req.params.companyId }` scopes it.
  */
 export const ProcoreApi = (options?: ProcoreApiParamOptions): ParameterDecorator =>
-  ProcoreApiParam(options, ProcoreApiPipe);
+  ProcoreApiParam(options);

@@ -15,7 +15,15 @@ export function resolvedToken(request: unknown): ResolvedRequestToken | undefine
   return (request as Record<symbol, ResolvedRequestToken | undefined>)[PROCORE_REQUEST_TOKEN];
 }
 
-export function rememberToken(request: unknown, ownerId: string, token: string): void {
-  if (!request || typeof request !== 'object') return;
-  (request as Record<symbol, unknown>)[PROCORE_REQUEST_TOKEN] = { ownerId, token };
+/** Remembers the owner and token on the request (when it is an object) and returns them. */
+export function rememberToken(
+  request: unknown,
+  ownerId: string,
+  token: string,
+): ResolvedRequestToken {
+  const resolved = { ownerId, token };
+  if (request && typeof request === 'object') {
+    (request as Record<symbol, unknown>)[PROCORE_REQUEST_TOKEN] = resolved;
+  }
+  return resolved;
 }

@@ -29,12 +29,26 @@ export class ProcoreRequestTokens {
    * lookup (not connected, reauthorization required...) are left to the caller to map.
    */
   async forRequest(request: unknown): Promise<ResolvedRequestToken> {
+    return this.resolve(request);
+  }
+
+  /**
+   * `forRequest()` without a promise when none is needed: the guard's answer or a cache hit is
+   * returned as it is (the hot path of `@ProcoreToken()` and `@ProcoreApi()`), a lookup as a
+   * promise. Throws (synchronously) the 401 `no_owner` answer, like `forRequest()` rejects.
+   */
+  resolve(request: unknown): ResolvedRequestToken | Promise<ResolvedRequestToken> {
     const known = resolvedToken(request);
     if (known) return known;
     const ownerId = this.owners.resolve(request);
     if (ownerId === undefined) throw procoreUnauthorized('no_owner', this.routes.authorizePath);
+    const cached = this.tokens.cachedAccessToken(ownerId);
+    if (cached !== undefined) return rememberToken(request, ownerId, cached);
+    return this.lookUp(request, ownerId);
+  }
+
+  private async lookUp(request: unknown, ownerId: string): Promise<ResolvedRequestToken> {
     const token = await this.tokens.getAccessToken(ownerId);
-    rememberToken(request, ownerId, token);
-    return { ownerId, token };
+    return rememberToken(request, ownerId, token);
   }
 }

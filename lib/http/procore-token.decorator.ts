@@ -2,14 +2,19 @@ import {
   createParamDecorator,
   Inject,
   Injectable,
+  Optional,
   type ExecutionContext,
+  type OnModuleDestroy,
+  type OnModuleInit,
   type PipeTransform,
 } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
 import { PROCORE_AUTH_ROUTES } from '../procore-auth.constants.js';
 import { ProcoreTokenService } from '../tokens/procore-token.service.js';
 import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
 import { procoreRequestOf, procoreRequestOrFirstArgument } from './procore-execution-context.js';
 import { toProcoreHttpException } from './procore-http-errors.js';
+import { ProcoreParamResolvers } from './procore-param-resolvers.js';
 import { ProcoreRequestTokens } from './procore-request-tokens.js';
 
 /** Options of `@ProcoreToken()`. */
@@ -28,23 +33,58 @@ interface ProcoreTokenRequest {
   options: ProcoreTokenOptions;
 }
 
-/** Resolves `@ProcoreToken()` parameters through `ProcoreTokenService`. Internal: use the decorator. */
+const tokenResolvers = new ProcoreParamResolvers<ProcoreTokenPipe>('@ProcoreToken()');
+
+/**
+ * Resolves `@ProcoreToken()` parameters through `ProcoreTokenService`. Internal: use the decorator
+ * (which calls `resolve()` from its parameter factory, not as a pipe: see `ProcoreParamResolvers`).
+ */
 @Injectable()
-export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Promise<string>> {
+export class ProcoreTokenPipe
+  implements PipeTransform<ProcoreTokenRequest, Promise<string>>, OnModuleInit, OnModuleDestroy
+{
   constructor(
     private readonly tokens: ProcoreTokenService,
     private readonly requestTokens: ProcoreRequestTokens,
     @Inject(PROCORE_AUTH_ROUTES) private readonly routes: ProcoreAuthRoutes,
+    @Optional() private readonly adapterHost?: HttpAdapterHost,
   ) {}
 
-  async transform({ request, options }: ProcoreTokenRequest): Promise<string> {
+  onModuleInit(): void {
+    tokenResolvers.register(this, this.adapterHost);
+  }
+
+  onModuleDestroy(): void {
+    tokenResolvers.unregister(this);
+  }
+
+  async transform(input: ProcoreTokenRequest): Promise<string> {
+    return this.resolve(input);
+  }
+
+  /**
+   * The token: a string on a cache hit (or when the guard resolved it), else a promise. Errors
+   * are thrown or rejected as the HTTP exceptions the routes answer.
+   */
+  resolve({ request, options }: ProcoreTokenRequest): string | Promise<string> {
     try {
       const { serviceAccount } = options;
       if (typeof serviceAccount === 'string' || serviceAccount === true) {
         const name = serviceAccount === true ? undefined : serviceAccount;
-        return await this.tokens.getClientCredentialsToken(name);
+        return this.later(this.tokens.getClientCredentialsToken(name));
       }
-      return (await this.requestTokens.forRequest(request)).token;
+      const resolved = this.requestTokens.resolve(request);
+      return resolved instanceof Promise
+        ? this.later(resolved.then((known) => known.token))
+        : resolved.token;
+    } catch (error) {
+      throw toProcoreHttpException(error, this.routes.authorizePath);
+    }
+  }
+
+  private async later(token: Promise<string>): Promise<string> {
+    try {
+      return await token;
     } catch (error) {
       throw toProcoreHttpException(error, this.routes.authorizePath);
     }
@@ -52,13 +92,16 @@ export class ProcoreTokenPipe implements PipeTransform<ProcoreTokenRequest, Prom
 }
 
 const ProcoreTokenParam = createParamDecorator(
-  (options: ProcoreTokenOptions | undefined, context: ExecutionContext): ProcoreTokenRequest => ({
+  (
+    options: ProcoreTokenOptions | undefined,
+    context: ExecutionContext,
+  ): string | Promise<string> => {
     // A service-account token needs no request owner: usable in any context.
-    request: options?.serviceAccount
+    const request = options?.serviceAccount
       ? procoreRequestOrFirstArgument(context, '@ProcoreToken()')
-      : procoreRequestOf(context, '@ProcoreToken()'),
-    options: options ?? {},
-  }),
+      : procoreRequestOf(context, '@ProcoreToken()');
+    return tokenResolvers.find(request).resolve({ request, options: options ?? {} });
+  },
 );
 
 /**
@@ -71,4 +114,4 @@ const ProcoreTokenParam = createParamDecorator(
  * `@ProcoreToken({ serviceAccount: 'reports' })` that of the named service account.
  */
 export const ProcoreToken = (options?: ProcoreTokenOptions): ParameterDecorator =>
-  ProcoreTokenParam(options, ProcoreTokenPipe);
+  ProcoreTokenParam(options);

@@ -199,17 +199,28 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
    * Throws `ProcoreReauthorizationRequiredError` when the owner must (re)connect.
    */
   async getAccessToken(ownerId: ProcoreOwnerId): Promise<string> {
+    const cached = this.cachedAccessToken(ownerId);
+    if (cached !== undefined) return cached;
     const owner = normalizeOwner(ownerId);
-    const cached = this.cache.get(owner, this.skewMs);
-    if (cached !== undefined) {
-      this.metrics.cacheHit();
-      this.lastUsed.record(owner);
-      return cached;
-    }
     this.metrics.cacheMiss();
     const issued = await this.loads.run(owner, () => this.load(owner));
     this.lastUsed.record(owner);
     return issued.token;
+  }
+
+  /**
+   * The first step of `getAccessToken()` alone, synchronously: the owner's token when the
+   * in-memory cache holds it with more than `refreshSkewSeconds` left (counted as a cache hit and
+   * a use, like `getAccessToken()`), else `undefined` (call `getAccessToken()`). Lets the request
+   * path hand a cached token to a handler without a promise. @internal
+   */
+  cachedAccessToken(ownerId: ProcoreOwnerId): string | undefined {
+    const owner = normalizeOwner(ownerId);
+    const cached = this.cache.get(owner, this.skewMs);
+    if (cached === undefined) return undefined;
+    this.metrics.cacheHit();
+    this.lastUsed.record(owner);
+    return cached;
   }
 
   /** Forces a refresh now, under the same exactly-once protocol, and returns the new access token. */
