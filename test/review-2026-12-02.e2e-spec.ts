@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
 import { Injectable, type INestApplication } from '@nestjs/common';
-import { EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
+import { EventEmitter2, EventEmitterModule, OnEvent } from '@nestjs/event-emitter';
 import { metrics, type MeterProvider } from '@opentelemetry/api';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule } from '@nestjs/typeorm';
@@ -139,6 +139,28 @@ describe('events through @nestjs/event-emitter to a listener that rejects', () =
     const lines = logger.lines.filter((line) => line.includes(ProcoreAuthEventType.Connected));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^error /);
+  });
+
+  it("still publishes through an app's stand-in EventEmitter2 that only has emit()", async () => {
+    const emitted: string[] = [];
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        EventEmitterModule.forRoot(),
+        TypeOrmModule.forRoot({ type: 'postgres', url: database.url, entities: procoreAuthEntities }),
+        ProcoreAuthModule.forRoot(fakeProcoreOptions(fake)),
+      ],
+    })
+      .overrideProvider(EventEmitter2)
+      .useValue({ emit: (type: string) => emitted.push(type) > 0, on: () => undefined })
+      .compile();
+    const standIn = moduleRef.createNestApplication({ logger: new RecordingLogger() });
+    await standIn.init();
+    try {
+      await connectWithFakeProcore(standIn.get(ProcoreTokenService), 'events-stand-in-1');
+      expect(emitted).toEqual([ProcoreAuthEventType.Connected]);
+    } finally {
+      await standIn.close();
+    }
   });
 });
 

@@ -5,8 +5,9 @@ import { ProcoreAuthEvents } from './procore-auth.events.js';
 
 /** What the bridge needs of `EventEmitter2`. */
 interface Emitter {
+  emit(event: string, ...values: unknown[]): boolean;
   /** Calls the listeners and settles with their results: an async listener's rejection too. */
-  emitAsync(event: string, ...values: unknown[]): Promise<unknown[]> | false;
+  emitAsync?(event: string, ...values: unknown[]): Promise<unknown[]> | false;
 }
 
 /**
@@ -36,8 +37,9 @@ export class ProcoreEventEmitterBridge implements OnApplicationBootstrap {
           `An @OnEvent('${event.type}') listener threw: ${(error as Error)?.name ?? 'error'}.`,
         );
       try {
-        const settled = emitter.emitAsync(event.type, event);
-        if (settled) settled.catch(failed);
+        // emit() where emitAsync() is missing (an app's stand-in for EventEmitter2 in its tests).
+        if (typeof emitter.emitAsync !== 'function') emitter.emit(event.type, event);
+        else void Promise.resolve(emitter.emitAsync(event.type, event)).catch(failed);
       } catch (error) {
         failed(error);
       }
