@@ -29,16 +29,27 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
     // start, so the first ticks after the upgrade do not have to find them among the due ones
     // (with a longer `scheduler.activeWithinDays`, a connection used between 7 days ago and that
     // bound waits for its next use to be kept fresh again; a request refreshes it meanwhile).
-    // Outside a transaction in batches, so no statement holds many row locks for long.
-    const retire = `UPDATE ${table} SET idle = true WHERE id IN (
-         SELECT id FROM ${table}
-          WHERE status = 'active' AND NOT idle
-            AND GREATEST(last_used_at, connected_at) < now() - interval '7 days'
-          ${inTransaction ? '' : 'LIMIT 10000'})`;
-    for (;;) {
-      const result = (await queryRunner.query(retire)) as unknown;
-      const affected = Array.isArray(result) ? Number(result[1] ?? 0) : 0;
-      if (inTransaction || affected < 10_000) break;
+    // Outside a transaction in batches of owners (in owner_id order, through its unique index), so
+    // no statement holds many row locks for long and the whole pass reads the table once.
+    const idle = `status = 'active' AND NOT idle
+        AND GREATEST(last_used_at, connected_at) < now() - interval '7 days'`;
+    if (inTransaction) {
+      await queryRunner.query(`UPDATE ${table} SET idle = true WHERE ${idle}`);
+    } else {
+      let after = '';
+      for (;;) {
+        const [{ last }] = (await queryRunner.query(
+          `WITH batch AS (
+             SELECT owner_id FROM ${table} WHERE owner_id > $1 ORDER BY owner_id LIMIT 10000),
+           marked AS (
+             UPDATE ${table} SET idle = true
+              WHERE owner_id IN (SELECT owner_id FROM batch) AND ${idle})
+           SELECT max(owner_id) AS last FROM batch`,
+          [after],
+        )) as { last: string | null }[];
+        if (last === null) break;
+        after = last;
+      }
     }
     const concurrently = inTransaction ? '' : ' CONCURRENTLY';
     await queryRunner.query(
