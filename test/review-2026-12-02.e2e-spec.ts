@@ -73,6 +73,19 @@ describe('an owner resolver that returns something other than an id', () => {
     }
   });
 
+  it('takes a bigint id exactly (an ORM BIGINT column beyond 2^53)', async () => {
+    await appWith((req) => {
+      const id = (req as { headers: Record<string, string | undefined> }).headers['x-user-id'];
+      return (id === undefined ? undefined : BigInt(id)) as unknown as string;
+    });
+    await connectWithFakeProcore(http.service, '9007199254740993');
+    const answer = await request(http.app.getHttpServer())
+      .get('/guarded')
+      .set('x-user-id', '9007199254740993');
+    expect(answer.status).toBe(200);
+    expect(answer.body).toEqual({ valid: true });
+  });
+
   it('does not start a connection for an owner it cannot name (a boolean, an object)', async () => {
     await appWith(() => true as unknown as string);
     const answer = await request(http.app.getHttpServer()).get('/procore/oauth/authorize');

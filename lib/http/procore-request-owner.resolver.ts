@@ -25,6 +25,8 @@ export class ProcoreRequestOwnerResolver {
     if (typeof owner === 'string') return owner === '' ? undefined : owner;
     // NaN, Infinity or 2^53+ would become the owner "NaN" or a rounded id: treat as no owner.
     if (typeof owner === 'number') return Number.isSafeInteger(owner) ? String(owner) : undefined;
+    // A bigint id (an ORM's BIGINT column) is exact in decimal.
+    if (typeof owner === 'bigint') return String(owner);
     // Anything else is not an id: an object (`req => req.user` instead of `req.user.id`) would
     // become "[object Object]", one owner shared by every user; `true` the owner "true".
     return undefined;
