@@ -10,12 +10,12 @@ export type {
   FakeProcoreFaultPath,
   FakeProcoreGrantType,
   FakeProcoreHold,
-  FakeProcoreServerOptions,
   FakeProcoreServiceAccountCredentials,
   FakeProcoreServiceAccountOptions,
   FakeProcoreTokenResponse,
   FakeProcoreUser,
-} from './fake-procore.server.js';
+} from './fake-procore.types.js';
+export type { FakeProcoreServerOptions } from './fake-procore-server.options.js';
 export type {
   FakeProcoreApiRequest,
   FakeProcoreCompany,
@@ -24,6 +24,11 @@ export type {
 } from './fake-procore-api.js';
 export type { FakeProcoreSecretKind, FakeProcoreSecretListener } from './fake-procore-secrets.js';
 export { connectWithFakeProcore, fakeProcoreAuthOptions } from './procore-testing.helpers.js';
+export {
+  PROCORE_TEST_ENCRYPTION_KEY,
+  overrideProcoreAuthOptions,
+  resetProcoreTables,
+} from './procore-testing.overrides.js';
 export {
   runProcoreOAuthStateStoreContract,
   runProcoreTokenStoreContract,
