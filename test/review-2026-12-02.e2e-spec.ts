@@ -10,6 +10,7 @@ import {
   ProcoreAuthModule,
   ProcoreHealthIndicator,
   ProcoreTokenService,
+  ProcoreTokenStore,
   procoreAuthEntities,
   type ProcoreAuthModuleOptions,
 } from 'nestjs-procore-auth';
@@ -312,5 +313,64 @@ describe('the health indicator while the token table does not answer', () => {
     }
     const again = await health.isHealthy('procore', { timeoutMs: 5_000, cacheMs: 0 });
     expect(again.procore).toMatchObject({ status: 'up', database: 'up', reauthorizationRequired: 0 });
+  });
+});
+
+describe("the scheduler's claim racing a use of the connection", () => {
+  let database: TestDatabase;
+  let fake: FakeProcoreServer;
+  let procore: ProcoreTestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('review_claim_touch');
+    await migrate(database.url);
+  });
+  afterAll(() => database.drop());
+  beforeEach(async () => {
+    fake = await FakeProcoreServer.start();
+    procore = await createProcoreTestApp({
+      databaseUrl: database.url,
+      options: fakeProcoreOptions(fake, { scheduler: { enabled: false } }),
+    });
+  });
+  afterEach(async () => {
+    await procore.close();
+    await fake.close();
+  });
+
+  const claim = () =>
+    procore.app.get(ProcoreTokenStore).claimDue({
+      lookAheadSeconds: undefined,
+      activeSince: new Date(Date.now() - 7 * 86_400_000),
+      limit: 10,
+      leaseSeconds: 60,
+    });
+
+  it('does not mark idle a connection whose use is being recorded at that moment; the next tick claims it', async () => {
+    await connectWithFakeProcore(procore.service, 'claim-race-1');
+    // Due, and last used 8 days ago as far as committed rows tell.
+    await procore.dataSource.query(
+      `UPDATE procore_oauth_tokens SET expires_at = now() - interval '1 minute',
+              connected_at = now() - interval '30 days', last_used_at = now() - interval '8 days'
+        WHERE owner_id = 'claim-race-1'`,
+    );
+    // Another instance records a use right now (touch's statement), not yet committed.
+    const use = procore.dataSource.createQueryRunner();
+    await use.connect();
+    await use.startTransaction();
+    try {
+      await use.query(
+        `UPDATE procore_oauth_tokens SET last_used_at = now(), idle = false WHERE owner_id = 'claim-race-1'`,
+      );
+      await expect(claim()).resolves.toEqual([]);
+      await use.commitTransaction();
+    } finally {
+      await use.release();
+    }
+    const [row] = (await procore.dataSource.query(
+      `SELECT idle FROM procore_oauth_tokens WHERE owner_id = 'claim-race-1'`,
+    )) as { idle: boolean }[];
+    expect(row).toEqual({ idle: false });
+    await expect(claim()).resolves.toEqual(['claim-race-1']);
   });
 });
