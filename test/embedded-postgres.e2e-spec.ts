@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -110,7 +110,12 @@ afterAll(async () => {
   await Promise.all(orphans.map((pid) => exits(pid)));
   await Promise.all(servers.map((server) => server.stop()));
   // As root the data lives outside the scratch directories: `dirs` lists those too.
-  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+  await Promise.all(
+    dirs.flatMap((dir) => [
+      rm(dir, { recursive: true, force: true }),
+      rm(`${dir}.source`, { force: true }),
+    ]),
+  );
 });
 
 describe('startEmbeddedPostgres', () => {
@@ -156,6 +161,37 @@ describe('startEmbeddedPostgres', () => {
       await query(second.url, "SELECT datname FROM pg_database WHERE datname = 'of_the_old_clone'"),
     ).toEqual([]);
     await second.stop();
+  });
+
+  it('removes the data of a deleted clone and the temporary data of a run killed an hour ago', async () => {
+    const wanted = await scratchDir();
+    const gone = await startEmbeddedPostgres({ dataDir: wanted, fast: true });
+    dirs.push(gone.dataDir);
+    await gone.stop();
+    await rm(wanted, { recursive: true }); // the clone is deleted
+
+    const temporaries = isRoot
+      ? join(tmpdir(), ROOT_RUNTIME_DIR_NAME, 'data-tmp-')
+      : join(tmpdir(), `${ROOT_RUNTIME_DIR_NAME}-data-`);
+    const abandoned = await mkdtemp(temporaries);
+    const recent = await mkdtemp(temporaries); // e.g. another run's initdb at work
+    dirs.push(abandoned, recent);
+    const twoHoursAgo = new Date(Date.now() - 2 * 60 * 60_000);
+    await utimes(abandoned, twoHoursAgo, twoHoursAgo);
+
+    const server = await startEmbeddedPostgres({ fast: true });
+    servers.push(server);
+
+    expect(existsSync(abandoned)).toBe(false);
+    expect(existsSync(recent)).toBe(true);
+    expect(existsSync(gone.dataDir)).toBe(false);
+    // A data directory in use stays, however old.
+    const live = await startEmbeddedPostgres({ fast: true });
+    servers.push(live);
+    await utimes(live.dataDir, twoHoursAgo, twoHoursAgo);
+    await (await startEmbeddedPostgres({ fast: true })).stop();
+    expect(await query(live.url, 'SELECT 1 AS one')).toEqual([{ one: 1 }]);
+    await Promise.all([server.stop(), live.stop()]);
   });
 
   it(
