@@ -1,0 +1,42 @@
+import { describe, expect, it } from '@jest/globals';
+import type { HttpAdapterHost } from '@nestjs/core';
+import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
+import { ProcoreParamResolvers } from './procore-param-resolvers.js';
+
+const hostOf = (server: object) =>
+  ({ httpAdapter: { getInstance: () => server } }) as unknown as HttpAdapterHost;
+
+describe('ProcoreParamResolvers', () => {
+  it("finds the resolver of the request's Express app (req.app) or Fastify instance (request.server, or a child of it)", () => {
+    const resolvers = new ProcoreParamResolvers<{ name: string }>('@ProcoreToken()');
+    const expressApp = () => undefined;
+    const fastify = {};
+    resolvers.register({ name: 'express' }, hostOf(expressApp));
+    resolvers.register({ name: 'fastify' }, hostOf(fastify));
+
+    expect(resolvers.find({ app: expressApp }).name).toBe('express');
+    expect(resolvers.find({ server: fastify }).name).toBe('fastify');
+    expect(resolvers.find({ server: Object.create(fastify) as object }).name).toBe('fastify');
+  });
+
+  it('falls back to the only application of the process, and refuses to guess between several', () => {
+    const resolvers = new ProcoreParamResolvers<{ name: string }>('@ProcoreToken()');
+    const first = { name: 'first' };
+    resolvers.register(first, undefined);
+    expect(resolvers.find({ headers: {} }).name).toBe('first');
+
+    resolvers.register({ name: 'second' }, undefined);
+    expect(() => resolvers.find({ headers: {} })).toThrow(ProcoreConfigurationError);
+    expect(() => resolvers.find({ headers: {} })).toThrow(/could not tell which of 2 applications/);
+
+    resolvers.unregister(first);
+    expect(resolvers.find(undefined).name).toBe('second');
+  });
+
+  it('says what to do when no application registered one', () => {
+    const resolvers = new ProcoreParamResolvers<object>('@ProcoreApi()');
+    expect(() => resolvers.find({})).toThrow(
+      '@ProcoreApi() is used, but ProcoreAuthModule is not initialised in this application',
+    );
+  });
+});
