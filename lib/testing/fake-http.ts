@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /**
  * HTTP plumbing shared by the fake's login host (`fake-procore.server.ts`) and its REST API
@@ -63,6 +63,25 @@ export function parseJson(text: string): unknown {
     return JSON.parse(text) as unknown;
   } catch {
     return undefined;
+  }
+}
+
+/** Writes `reply` unless the client is already gone. */
+export function send(res: ServerResponse, reply: FakeReply): void {
+  if (res.destroyed || res.writableEnded) return;
+  switch (reply.type) {
+    case 'hang':
+      // Left open on purpose; close() destroys the socket.
+      return;
+    case 'reset':
+      res.socket?.resetAndDestroy();
+      return;
+    case 'respond':
+      res.writeHead(reply.status, {
+        ...reply.headers,
+        'Content-Length': String(Buffer.byteLength(reply.body)),
+      });
+      res.end(reply.body);
   }
 }
 

@@ -14,11 +14,11 @@ import type {
   FakeProcoreCounters,
   FakeProcoreFault,
   FakeProcoreUser,
-} from './fake-procore.server.js';
+} from './fake-procore.types.js';
 
 // The REST API part of the fake Procore server: `/rest/...` requests are handed to
 // {@link FakeProcoreApi} by `FakeProcoreServer`, which owns tokens, clock, faults and latency.
-// This file imports only types from the server, so there is no runtime import cycle.
+// It does not import the server.
 
 /** A company as the fake's API knows it. Ids are decimal strings and compared as strings. */
 export interface FakeProcoreCompany {
