@@ -178,7 +178,7 @@ async function main(): Promise<void> {
           ['claim before 1764300000000', line(before)],
           [
             'migration 1764300000000',
-            `${ms(migrationMs)} (outside a transaction: idle marked in batches of 10,000, index built CONCURRENTLY)`,
+            `${ms(migrationMs)} (outside a transaction: idle marked in batches of 1,000 pages, index built CONCURRENTLY)`,
           ],
           ['claim now', line(after)],
           ['before / now (median)', `${fmt(before.medianMs / after.medianMs, 0)}×`],

@@ -29,26 +29,25 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
     // start, so the first ticks after the upgrade do not have to find them among the due ones
     // (with a longer `scheduler.activeWithinDays`, a connection used between 7 days ago and that
     // bound waits for its next use to be kept fresh again; a request refreshes it meanwhile).
-    // Outside a transaction in batches of owners (in owner_id order, through its unique index), so
-    // no statement holds many row locks for long and the whole pass reads the table once.
+    // Outside a transaction in batches of 1,000 pages in physical order (TID range scans), so no
+    // statement holds many row locks for long and the whole pass reads the table once.
     const idle = `status = 'active' AND NOT idle
         AND GREATEST(last_used_at, connected_at) < now() - interval '7 days'`;
     if (inTransaction) {
       await queryRunner.query(`UPDATE ${table} SET idle = true WHERE ${idle}`);
     } else {
-      let after = '';
-      for (;;) {
-        const [{ last }] = (await queryRunner.query(
-          `WITH batch AS (
-             SELECT owner_id FROM ${table} WHERE owner_id > $1 ORDER BY owner_id LIMIT 10000),
-           marked AS (
-             UPDATE ${table} SET idle = true
-              WHERE owner_id IN (SELECT owner_id FROM batch) AND ${idle})
-           SELECT max(owner_id) AS last FROM batch`,
-          [after],
-        )) as { last: string | null }[];
-        if (last === null) break;
-        after = last;
+      const [{ pages }] = (await queryRunner.query(
+        `SELECT (pg_relation_size($1::regclass) / current_setting('block_size')::int)::int AS pages`,
+        [table],
+      )) as { pages: number }[];
+      // Rows rewritten here may move to later pages; they are idle already and not matched again.
+      for (let page = 0; page < pages; page += 1_000) {
+        await queryRunner.query(
+          `UPDATE ${table} SET idle = true
+            WHERE ctid >= format('(%s,0)', $1::int)::tid AND ctid < format('(%s,0)', $2::int)::tid
+              AND ${idle}`,
+          [page, page + 1_000],
+        );
       }
     }
     const concurrently = inTransaction ? '' : ' CONCURRENTLY';
