@@ -1,7 +1,11 @@
 // Public surface of nestjs-procore-auth. Anything not exported here is internal and may change.
 import './package-build.js';
 export { procoreConfig } from './config/procore.config.js';
-export { PROCORE_ENV_VARIABLES, PROCORE_ENVIRONMENT_HOSTS } from './config/procore-env.js';
+export { PROCORE_ENV_VARIABLES } from './config/procore-env.js';
+export {
+  PROCORE_ENVIRONMENT_HOSTS,
+  type ProcoreEnvironmentHosts,
+} from './config/procore-environments.js';
 export type { ResolvedProcoreAuthOptions } from './config/resolve-procore-auth-options.js';
 export { ProcoreKeyRotationService } from './crypto/procore-key-rotation.service.js';
 export * from './errors/index.js';

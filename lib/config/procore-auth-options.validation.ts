@@ -19,6 +19,7 @@ import {
 import { isIP } from 'node:net';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { PROCORE_ENV_VARIABLES, procoreServiceAccountEnv } from './procore-env.js';
+import { PROCORE_ENVIRONMENTS } from './procore-environments.js';
 
 const URL_OPTIONS = { require_tld: false, require_protocol: true, protocols: ['http', 'https'] };
 /** `base64` or `keyId:base64`; the length (32 bytes) is checked when the keyring is built. */
@@ -63,7 +64,7 @@ export class ProcoreAuthOptionsSchema {
   @IsString() @IsNotEmpty() clientId!: string;
   @IsString() @IsNotEmpty() clientSecret!: string;
   @IsUrl(URL_OPTIONS) redirectUri!: string;
-  @IsOptional() @IsIn(['production', 'sandbox', 'monthly-sandbox', 'federal']) environment?: string;
+  @IsOptional() @IsIn(PROCORE_ENVIRONMENTS) environment?: string;
   @IsOptional() @IsUrl(URL_OPTIONS) authBaseUrl?: string;
   @IsOptional() @IsUrl(URL_OPTIONS) apiBaseUrl?: string;
   @IsString() @Matches(KEY_FORMAT, { message: KEY_MESSAGE }) encryptionKey!: string;

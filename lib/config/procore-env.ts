@@ -24,20 +24,3 @@ export function procoreServiceAccountEnv(name: string): { clientId: string; clie
   const prefix = `PROCORE_SERVICE_ACCOUNT_${name.toUpperCase().replace(/-/g, '_')}`;
   return { clientId: `${prefix}_CLIENT_ID`, clientSecret: `${prefix}_CLIENT_SECRET` };
 }
-
-/** Preset login / REST API hosts per Procore environment. */
-export const PROCORE_ENVIRONMENT_HOSTS = {
-  production: { authBaseUrl: 'https://login.procore.com', apiBaseUrl: 'https://api.procore.com' },
-  sandbox: {
-    authBaseUrl: 'https://login-sandbox.procore.com',
-    apiBaseUrl: 'https://sandbox.procore.com',
-  },
-  'monthly-sandbox': {
-    authBaseUrl: 'https://login-sandbox-monthly.procore.com',
-    apiBaseUrl: 'https://api-monthly.procore.com',
-  },
-  federal: {
-    authBaseUrl: 'https://login.procoregov.com',
-    apiBaseUrl: 'https://api.procoregov.com',
-  },
-} as const;

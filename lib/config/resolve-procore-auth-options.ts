@@ -7,7 +7,7 @@ import type {
 } from '../interfaces/procore-auth-options.interface.js';
 import { ProcoreConfigurationError } from '../errors/procore-configuration.error.js';
 import { validateProcoreAuthOptions } from './procore-auth-options.validation.js';
-import { PROCORE_ENVIRONMENT_HOSTS } from './procore-env.js';
+import { PROCORE_ENVIRONMENT_HOSTS } from './procore-environments.js';
 
 /** Options with every default applied: what the providers inject (`PROCORE_AUTH_OPTIONS`). */
 export interface ResolvedProcoreAuthOptions {

@@ -1,8 +1,9 @@
 import type { CanActivate, Type } from '@nestjs/common';
 import type { DataSource } from 'typeorm';
+import type { ProcoreEnvironment } from '../config/procore-environments.js';
 
-/** Procore environments with preset hosts. Tokens never cross environments. */
-export type ProcoreEnvironment = 'production' | 'sandbox' | 'monthly-sandbox' | 'federal';
+// Derived from the table of environments and their hosts (`PROCORE_ENVIRONMENT_HOSTS`).
+export type { ProcoreEnvironment };
 
 /** Finds the owner of a request (usually your user id). Return `undefined`/`null` when there is none. */
 export type ProcoreOwnerResolver = (request: unknown) => string | number | null | undefined;
