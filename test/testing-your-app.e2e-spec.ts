@@ -222,7 +222,7 @@ describe('overrideProcoreAuthOptions', () => {
     expect(fake.counters.authorizationCode).toBe(1);
   });
 
-  it('works with the in-memory stores and forRootAsync: no DataSource, resetProcoreTables is not needed', async () => {
+  it('works with the in-memory stores and forRootAsync (no DataSource); resetProcoreTables(app) then says there are no tables to reset', async () => {
     @Module({
       imports: [
         ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true }),
@@ -244,6 +244,9 @@ describe('overrideProcoreAuthOptions', () => {
     await connectThroughRoutes(app, 'margaret');
 
     await request(app.getHttpServer()).get('/me').set('x-user-id', 'margaret').expect(200);
+    await expect(resetProcoreTables(app)).rejects.toThrow(
+      /found no TypeORM DataSource \(the default one\) in this app: with your own stores/,
+    );
   });
 
   it('applies the overrides given last (here: owner from another header)', async () => {

@@ -102,14 +102,28 @@ export async function resetProcoreTables(
     return;
   }
   const options = target.get<ResolvedProcoreAuthOptions>(PROCORE_AUTH_OPTIONS, { strict: false });
-  const dataSource =
-    typeof options.dataSource === 'object'
-      ? options.dataSource
-      : target.get<DataSource>(getDataSourceToken(options.dataSource), { strict: false });
+  const dataSource = moduleDataSource(target, options.dataSource);
   const owners = await connectedOwners(dataSource);
   await truncate(dataSource);
   const service = target.get(ProcoreTokenService, { strict: false });
   for (const owner of owners) service.evict(owner);
+}
+
+function moduleDataSource(
+  app: INestApplicationContext,
+  dataSource: ResolvedProcoreAuthOptions['dataSource'],
+): DataSource {
+  if (typeof dataSource === 'object') return dataSource;
+  try {
+    return app.get<DataSource>(getDataSourceToken(dataSource), { strict: false });
+  } catch (error) {
+    throw new Error(
+      `resetProcoreTables() found no TypeORM DataSource ${
+        dataSource ? `named "${dataSource}"` : '(the default one)'
+      } in this app: with your own stores (storage setting) there are no tables to reset; give each test new store instances (or a new app) instead.`,
+      { cause: error },
+    );
+  }
 }
 
 function isApp(target: DataSource | INestApplicationContext): target is INestApplicationContext {
