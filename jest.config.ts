@@ -37,17 +37,10 @@ const commonJsTransform: Config['transform'] = {
   ],
 };
 
-const config: Config = {
+/** What both projects share: the transform, the module mapping and the suite-wide secret scan. */
+const shared = {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: nest11 ? [] : ['.ts'],
-  roots: ['<rootDir>/lib', '<rootDir>/test'],
-  testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
-  // The sample's embedded PostgreSQL runner loads the ESM-only PostgreSQL binary packages with
-  // import(), which Jest's CommonJS runtime cannot do; it is not the library, and `npm test` runs it.
-  testPathIgnorePatterns: [
-    '/node_modules/',
-    ...(nest11 ? ['/test/embedded-postgres\\.e2e-spec\\.ts$'] : []),
-  ],
   moduleNameMapper: {
     ...(nest11 && {
       '^(@nestjs/[^/]+|typeorm)(/.*)?$': '<rootDir>/compat/nest11/node_modules/$1$2',
@@ -57,11 +50,40 @@ const config: Config = {
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   transform: nest11 ? commonJsTransform : esmTransform,
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
   // Fails a test file whose logs, events, HTTP responses or errors printed a secret.
   setupFilesAfterEnv: ['<rootDir>/test/support/secret-scan.setup.ts'],
+} satisfies Config;
+
+/**
+ * Two projects; `npm test` runs both (one result, one "N passed, N failed" count):
+ * - `unit`: the `*.spec.ts` beside the code in `lib/`. No database: no global setup, so
+ *   `npx jest --selectProjects unit` runs on a machine without PostgreSQL.
+ * - `e2e`: `test/`, on a real PostgreSQL that global setup finds or starts (see the file).
+ */
+const config: Config = {
   testTimeout: 60_000,
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      roots: ['<rootDir>/lib'],
+      testMatch: ['**/*.spec.ts'],
+    },
+    {
+      ...shared,
+      displayName: 'e2e',
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+      // The sample's embedded PostgreSQL runner loads the ESM-only PostgreSQL binary packages with
+      // import(), which Jest's CommonJS runtime cannot do; it is not the library, and `npm test` runs it.
+      testPathIgnorePatterns: [
+        '/node_modules/',
+        ...(nest11 ? ['/test/embedded-postgres\\.e2e-spec\\.ts$'] : []),
+      ],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+  ],
 };
 
 export default config;
