@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from '@jest/globals';
-import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
-import { ConfigModule, type ConfigType } from '@nestjs/config';
+import { Controller, Get, Injectable, Module, type INestApplication } from '@nestjs/common';
+import { ConfigModule, ConfigService, type ConfigType } from '@nestjs/config';
 import { Test } from '@nestjs/testing';
 import { TypeOrmModule, getDataSourceToken } from '@nestjs/typeorm';
 import request from 'supertest';
@@ -11,6 +11,8 @@ import {
   ProcoreTokenService,
   procoreAuthMigrations,
   procoreConfig,
+  type ProcoreAuthModuleOptions,
+  type ProcoreAuthOptionsFactory,
 } from 'nestjs-procore-auth';
 import {
   FakeProcoreServer,
@@ -247,6 +249,38 @@ describe('overrideProcoreAuthOptions', () => {
     await expect(resetProcoreTables(app)).rejects.toThrow(
       /found no TypeORM DataSource \(the default one\) in this app: with your own stores/,
     );
+  });
+
+  it('works with forRootAsync({ useClass }) reading ConfigService', async () => {
+    @Injectable()
+    class ProcoreOptions implements ProcoreAuthOptionsFactory {
+      constructor(private readonly config: ConfigService) {}
+      createProcoreAuthOptions(): ProcoreAuthModuleOptions {
+        return {
+          clientId: this.config.get<string>('PROCORE_CLIENT_ID') as string,
+          clientSecret: this.config.get<string>('PROCORE_CLIENT_SECRET') as string,
+          redirectUri: this.config.get<string>('PROCORE_REDIRECT_URI') as string,
+          encryptionKey: this.config.get<string>('PROCORE_TOKEN_ENCRYPTION_KEY') as string,
+          ownerResolver: ownerFromHeader,
+        };
+      }
+    }
+    @Module({
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true }),
+        ProcoreAuthModule.forRootAsync({
+          useClass: ProcoreOptions,
+          storage: { tokens: InMemoryProcoreTokenStore, states: InMemoryProcoreOAuthStateStore },
+        }),
+      ],
+      controllers: [MeController],
+    })
+    class UseClassAppModule {}
+    app = await startApp(UseClassAppModule, fake);
+
+    await connectThroughRoutes(app, 'edsger');
+
+    await request(app.getHttpServer()).get('/me').set('x-user-id', 'edsger').expect(200);
   });
 
   it('applies the overrides given last (here: owner from another header)', async () => {
