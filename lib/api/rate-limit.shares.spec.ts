@@ -103,6 +103,42 @@ describe('decideShare (how instances share a window)', () => {
     expect(remaining).toBe(0);
   });
 
+  it('grants nothing for numbers that are not whole and finite, and never more than remains', () => {
+    for (const odd of [NaN, Infinity, -Infinity, -5]) {
+      const decision = decideShare({
+        instance: 'a',
+        demand: odd,
+        want: odd,
+        remaining: 3,
+        windowReset: RESET,
+        shares: {},
+        now: 0,
+      });
+      expect(decision.granted).toBe(0);
+    }
+    const over = decideShare({
+      instance: 'a',
+      demand: 1,
+      want: 10,
+      remaining: NaN,
+      windowReset: RESET,
+      shares: {},
+      now: 0,
+    });
+    expect(over.granted).toBe(0);
+    expect(
+      decideShare({
+        instance: 'a',
+        demand: 2.7,
+        want: 2.9,
+        remaining: 5.5,
+        windowReset: RESET,
+        shares: {},
+        now: 0,
+      }).granted,
+    ).toBe(2);
+  });
+
   it('counts grants per window: a new window starts every share afresh', () => {
     const first = drain(10, { a: 5 }, Array<string>(20).fill('a'));
     expect(first.granted.a).toBe(10);

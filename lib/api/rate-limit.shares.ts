@@ -56,7 +56,11 @@ export interface ShareDecision {
  */
 export function decideShare(request: ShareRequest): ShareDecision {
   const { instance, now, windowReset } = request;
-  const demand = Math.max(1, Math.floor(request.demand));
+  // Whatever arrives (a hand-edited row, a bug elsewhere), never a grant beyond the window.
+  const whole = (value: number) => (Number.isFinite(value) ? Math.floor(value) : 0);
+  const demand = Math.max(1, whole(request.demand));
+  const want = Math.max(0, whole(request.want));
+  const remaining = Math.max(0, whole(request.remaining));
   const sameWindow = (entry: ShareEntry) => Math.abs(entry.r - windowReset) < SAME_WINDOW_MS;
   const shares: Shares = {};
   for (const [id, entry] of Object.entries(request.shares)) {
@@ -70,15 +74,15 @@ export function decideShare(request: ShareRequest): ShareDecision {
     r: windowReset,
   };
   // The window's whole budget: what is left, and what every instance has taken of it.
-  let budget = Math.max(0, request.remaining) + mine.g;
+  let budget = remaining + mine.g;
   let totalDemand = demand;
   for (const entry of Object.values(shares)) {
     if (sameWindow(entry)) budget += entry.g;
     if (entry.w > 0 && now - entry.s < SHARE_LIVE_MS) totalDemand += entry.w;
   }
   const cap = Math.ceil((budget * demand) / totalDemand);
-  const granted = Math.max(0, Math.min(request.want, request.remaining, cap - mine.g));
+  const granted = Math.max(0, Math.min(want, remaining, cap - mine.g));
   mine.g += granted;
   shares[instance] = mine;
-  return { granted, capped: granted === 0 && request.remaining > 0, shares };
+  return { granted, capped: granted === 0 && remaining > 0, shares };
 }
