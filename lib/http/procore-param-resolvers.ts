@@ -50,8 +50,11 @@ export class ProcoreParamResolvers<T extends object> {
 /** The Express app (`req.app`) or Fastify instance (`request.server`) a request came through. */
 function serverOf(request: unknown): object | undefined {
   if (!isObject(request)) return undefined;
-  const { app, server } = request as { app?: unknown; server?: unknown };
+  // `app` first, and `server` only when it is missing: a property an Express request lacks is
+  // looked up along its whole prototype chain.
+  const app = (request as { app?: unknown }).app;
   if (isObject(app)) return app;
+  const server = (request as { server?: unknown }).server;
   return isObject(server) ? server : undefined;
 }
 
