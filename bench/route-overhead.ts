@@ -4,7 +4,9 @@
  * `GET /without` (same tiny JSON, no decorator); the owner comes from `x-user-id`. One owner is
  * connected, so `/with` is served from the in-memory cache (a database read every `cache.ttlSeconds`).
  * A third route, `GET /control`, has a do-nothing custom parameter decorator with an async pipe
- * (the shape of `@ProcoreToken()`), to tell Nest's share of the overhead from the library's.
+ * (the shape `@ProcoreToken()` had until it resolved in its parameter factory): what Nest's
+ * parameter-pipe machinery alone costs, for comparison. route-instructions counts the same three
+ * routes' instructions under callgrind, which this machine's noise does not move.
  * autocannon (this process) loads each route in rotating order; the ratios are from this run.
  * Besides req/s, the app process's CPU time per request is measured (process.cpuUsage() around
  * each run): on a noisy VM it is a steadier estimate of the cost than throughput.
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
           ['latency p50 / p99  /control', latency('control')],
           [
             'ratio with/without, req/s',
-            `${fmt(medianRatio, 3)} median of rounds, ${fmt(withRps / withoutRps, 3)} of the means  (rounds: ${list(roundRatios, 3)}; target ≥ 0.95: ${medianRatio >= 0.95 ? 'met' : 'NOT met'})`,
+            `${fmt(medianRatio, 3)} median of rounds, ${fmt(withRps / withoutRps, 3)} of the means  (rounds: ${list(roundRatios, 3)}; target ≥ 0.97: ${medianRatio >= 0.97 ? 'met' : 'NOT met'})`,
           ],
           [
             'ratio with/without, app CPU',
@@ -141,7 +143,7 @@ async function main(): Promise<void> {
           ['ratio with/control, req/s', `${fmt(medianRatioControl, 3)} median of rounds`],
           [
             'extra app CPU per request',
-            `${fmt(extraUs)} µs = Nest param decorator + pipe ${fmt(nestParamUs)} µs (control − without) + library ${fmt(libraryUs)} µs (with − control)`,
+            `with − without ${fmt(extraUs)} µs (the decorator, all of it); control − without ${fmt(nestParamUs)} µs (an async parameter pipe, for comparison); with − control ${fmt(libraryUs)} µs`,
           ],
           ['refresh calls at the fake', String(fake.counters.refreshToken)],
         ],
