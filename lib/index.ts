@@ -1,4 +1,6 @@
-// Public surface of nestjs-procore-auth. Anything not exported here is internal and may change.
+// Public surface of nestjs-procore-auth. Anything not exported here is internal and may change
+// (tests import internals from their lib/ paths). Public classes, functions and constants carry
+// `@publicApi` in their doc comment, as Nest's own packages do.
 import './package-build.js';
 export { procoreConfig } from './config/procore.config.js';
 export { PROCORE_ENV_VARIABLES } from './config/procore-env.js';
@@ -38,6 +40,7 @@ export type {
 } from './http/procore-http-errors.js';
 export {
   ProcoreToken,
+  /** @internal exported for the benchmarks only; use `@ProcoreToken()`. */
   ProcoreTokenPipe,
   type ProcoreTokenOptions,
 } from './http/procore-token.decorator.js';
@@ -46,9 +49,9 @@ export {
   ApiProcoreAuth,
   type ApiProcoreAuthOptions,
 } from './swagger/api-procore-auth.decorator.js';
-export { ProcoreExceptionFilter } from './http/procore-exception.filter.js';
 export {
   ProcoreApi,
+  /** @internal exported for the benchmarks only; use `@ProcoreApi()`. */
   ProcoreApiPipe,
   type ProcoreApiParamOptions,
 } from './http/procore-api.decorator.js';
@@ -62,7 +65,6 @@ export {
 export type { ProcoreCompanyId } from './api/company-id.js';
 export type { ProcoreQueryValue } from './api/api-url.js';
 export type { ProcoreRateLimitState } from './api/rate-limit.governor.js';
-export { ProcoreOAuthController } from './oauth/procore-oauth.controller.js';
 export { PROCORE_AUTH_OPTIONS, PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
 export { ProcoreAuthModule } from './procore-auth.module.js';
 export {
@@ -75,7 +77,6 @@ export {
   type ProcoreRefreshTickSummary,
 } from './refresh/token-refresh.scheduler.js';
 export { procoreAuthEntities, procoreAuthMigrations } from './storage/index.js';
-export { ProcoreOAuthStateEntity } from './storage/procore-oauth-state.entity.js';
 export {
   ProcoreOAuthStateStore,
   type ConsumedState,
@@ -94,5 +95,4 @@ export {
   type ProcoreTokenRecord,
   type ProcoreTokenUpsert,
 } from './storage/procore-token.store.js';
-export { TypeOrmProcoreTokenStore } from './storage/typeorm-procore-token.store.js';
 export { ProcoreTokenService, type ProcoreOwnerId } from './tokens/procore-token.service.js';

@@ -27,7 +27,10 @@ export interface ProcoreAuthModuleExtras {
 
 export const {
   ConfigurableModuleClass: ConfigurableProcoreAuthModule,
-  /** Injection token of the raw options, as passed to forRoot() or returned by the factory. */
+  /**
+   * Injection token of the raw options, as passed to forRoot() or returned by the factory.
+   * @publicApi
+   */
   MODULE_OPTIONS_TOKEN: PROCORE_AUTH_MODULE_OPTIONS,
   OPTIONS_TYPE: PROCORE_AUTH_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: PROCORE_AUTH_ASYNC_OPTIONS_TYPE,

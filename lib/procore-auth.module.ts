@@ -62,6 +62,7 @@ function usesTypeOrm(storage: ProcoreStorageOptions | undefined): boolean {
     PROCORE_TOKEN_CIPHER,
   ],
 })
+/** @publicApi */
 export class ProcoreAuthModule extends ConfigurableProcoreAuthModule {
   static override forRoot(options: typeof PROCORE_AUTH_OPTIONS_TYPE): DynamicModule {
     if (usesTypeOrm(options.storage)) registerEntities(options.dataSource);

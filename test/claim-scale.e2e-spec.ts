@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
+import { procoreAuthEntities, procoreAuthMigrations } from 'nestjs-procore-auth';
 import {
-  procoreAuthEntities,
-  procoreAuthMigrations,
+  claimDueStatement,
   TypeOrmProcoreTokenStore,
-} from 'nestjs-procore-auth';
-import { claimDueStatement } from '../lib/storage/typeorm-procore-token.store.js';
+} from '../lib/storage/typeorm-procore-token.store.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 
 const BATCH = 100;

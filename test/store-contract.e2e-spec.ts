@@ -1,16 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DataSource } from 'typeorm';
-import {
-  ProcoreTokenStore,
-  TypeOrmProcoreTokenStore,
-  procoreAuthEntities,
-} from 'nestjs-procore-auth';
+import { ProcoreTokenStore, procoreAuthEntities } from 'nestjs-procore-auth';
 import {
   InMemoryProcoreOAuthStateStore,
   InMemoryProcoreTokenStore,
   runProcoreOAuthStateStoreContract,
   runProcoreTokenStoreContract,
 } from 'nestjs-procore-auth/testing';
+import { TypeOrmProcoreTokenStore } from '../lib/storage/typeorm-procore-token.store.js';
 import { TypeOrmProcoreOAuthStateStore } from '../lib/storage/typeorm-procore-oauth-state.store.js';
 import { migrate } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';

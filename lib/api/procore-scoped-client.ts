@@ -67,6 +67,7 @@ const MAX_ATTEMPTS = 12;
  * A Procore API client bound to one token holder (an owner or a service account) and optionally
  * one company. Calls go to the configured API host only; 401, 403 "not connected", 429/503 and
  * pagination are handled here, once. Get one from `ProcoreClient` or `@ProcoreApi()`.
+ * @publicApi
  */
 export class ProcoreScopedClient {
   /** @internal */

@@ -35,6 +35,7 @@ export interface ProcoreClientScope {
  * `ProcoreScopedClient`; it sends the token, the company header, recovers from 401 once (a
  * coalesced refresh), fails fast for companies that disconnected the app, waits out Procore's rate
  * limit instead of firing into 429s, and pages through lists.
+ * @publicApi
  */
 @Injectable()
 export class ProcoreClient implements OnModuleInit {

@@ -1,6 +1,7 @@
 /**
  * The env variables `procoreConfig` reads, keyed by the option they fill. The names are part of
  * the public contract; validation errors name them so a wrong deployment is easy to fix.
+ * @publicApi
  */
 export const PROCORE_ENV_VARIABLES = {
   clientId: 'PROCORE_CLIENT_ID',

@@ -41,6 +41,7 @@ function serviceAccountsFromEnv(): ProcoreAuthModuleOptions['serviceAccounts'] {
  * Named service accounts come from `PROCORE_SERVICE_ACCOUNTS` (comma-separated names) and, per
  * name, `PROCORE_SERVICE_ACCOUNT_<NAME>_CLIENT_ID` / `_CLIENT_SECRET` (`<NAME>`: the name
  * upper-cased, `-` → `_`).
+ * @publicApi
  */
 export const procoreConfig = registerAs('procore', (): ProcoreAuthModuleOptions => ({
   clientId: env(ENV.clientId) as string,

@@ -11,6 +11,7 @@ import { asProcoreError } from '../storage/storage-errors.js';
  * Re-encrypts stored tokens with the current key after a key rotation, so the previous key can be
  * retired. Run it from a one-off command or job (`app.get(ProcoreKeyRotationService).reencryptAll()`);
  * rows are rewritten one at a time under their row lock, so it is safe while the app serves traffic.
+ * @publicApi
  */
 @Injectable()
 export class ProcoreKeyRotationService {

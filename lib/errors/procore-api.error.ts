@@ -13,6 +13,7 @@ export interface ProcoreApiCallDescription {
  * Procore's REST API answered an error the client does not handle itself: a permission 403, a
  * 404, a 422, a 5xx after the retries, a second 401 right after a successful refresh. `message`
  * carries Procore's own error text only when it is short and cannot hold a token.
+ * @publicApi
  */
 export class ProcoreApiError extends ProcoreAuthError {
   readonly code: string = 'api_error';

@@ -5,6 +5,7 @@ import { ProcoreAuthError } from './procore-auth.error.js';
  * the app. Not a user revoke: the owner's connection stays active and keeps working for other
  * companies. Further calls for this owner (or service account) and company fail fast with this
  * error, without calling Procore, until `retryAt`.
+ * @publicApi
  */
 export class ProcoreCompanyDisconnectedError extends ProcoreAuthError {
   readonly code = 'company_disconnected';

@@ -6,6 +6,7 @@ import { ProcoreAuthError } from './procore-auth.error.js';
  * merge with another owner), or containing a control character. The message never repeats the
  * id: it may come from a request and be large or hostile. The HTTP layer answers it as 401
  * `no_owner`.
+ * @publicApi
  */
 export class ProcoreInvalidOwnerError extends ProcoreAuthError {
   readonly code = 'invalid_owner';

@@ -3,6 +3,7 @@ import { ProcoreAuthError } from './procore-auth.error.js';
 /**
  * Procore's answer could not be used: not JSON, an HTML page, larger than
  * `http.maxResponseBytes`, or a token response without `access_token`. Nothing from it is stored.
+ * @publicApi
  */
 export class ProcoreInvalidResponseError extends ProcoreAuthError {
   readonly code = 'invalid_response';

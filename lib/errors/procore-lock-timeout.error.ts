@@ -3,6 +3,7 @@ import { ProcoreAuthError } from './procore-auth.error.js';
 /**
  * Waiting for another caller's refresh of the same connection took longer than `lockTimeoutMs`.
  * Usually Procore is slow; the refresh itself is still done exactly once by whoever holds the lock.
+ * @publicApi
  */
 export class ProcoreLockTimeoutError extends ProcoreAuthError {
   readonly code = 'lock_timeout';

@@ -10,7 +10,10 @@ export type ProcoreOAuthStateProblem =
   | 'access_denied'
   | 'invalid_return_to';
 
-/** A bad authorization callback: missing, unknown, reused, expired or foreign `state`, no `code`, or a denial. */
+/**
+ * A bad authorization callback: missing, unknown, reused, expired or foreign `state`, no `code`, or a denial.
+ * @publicApi
+ */
 export class ProcoreOAuthStateError extends ProcoreAuthError {
   readonly code = 'invalid_callback';
 

@@ -11,6 +11,7 @@ export type ProcoreReauthorizationReason = 'not_connected' | 'reauthorization_re
 /**
  * Thrown by `ProcoreTokenService.getAccessToken()` and `refresh()` when the owner has to go
  * through the authorization flow (again) before a token can be had.
+ * @publicApi
  */
 export class ProcoreReauthorizationRequiredError extends ProcoreAuthError {
   readonly code = 'reauthorization_required';

@@ -1,6 +1,9 @@
 import { ProcoreTransientError } from './procore-transient.error.js';
 
-/** Procore did not answer within the configured `http.timeoutMs`. The request may have been processed. */
+/**
+ * Procore did not answer within the configured `http.timeoutMs`. The request may have been processed.
+ * @publicApi
+ */
 export class ProcoreTimeoutError extends ProcoreTransientError {
   override readonly code = 'timeout';
 

@@ -3,6 +3,7 @@ import { ProcoreAuthError } from './procore-auth.error.js';
 /**
  * A refresh failed for a reason that may be temporary (Procore down, rate limited, timeouts) and
  * the retry budget is spent. The connection stays active; the next call tries again.
+ * @publicApi
  */
 export class ProcoreTokenRefreshError extends ProcoreAuthError {
   readonly code = 'refresh_failed';

@@ -4,6 +4,7 @@ import { Observable, Subject, filter } from 'rxjs';
 /**
  * Event names. When the app has `@nestjs/event-emitter` (`EventEmitterModule.forRoot()`), every
  * event is also emitted through `EventEmitter2` under its name: `@OnEvent('procore.token.refreshed')`.
+ * @publicApi
  */
 export const ProcoreAuthEventType = {
   Connected: 'procore.connection.connected',
@@ -72,6 +73,7 @@ export type ProcoreAuthEvent =
  * The module's event stream. Subscribe to `events$` (or `on(type)`), e.g. to alert on
  * reauthorizations. With `@nestjs/event-emitter` in the app, the same events also reach
  * `@OnEvent()` listeners (see `ProcoreAuthEventType`).
+ * @publicApi
  */
 @Injectable()
 export class ProcoreAuthEvents implements OnApplicationShutdown {

@@ -57,6 +57,7 @@ const PROBE_OWNER = '\u0001health-check';
  * The endpoint probe is a POST without credentials to `/oauth/token` (Procore answers 401
  * `invalid_client`, which proves it reachable; no token is consumed); it and the count are cached
  * for `cacheMs`, so frequent probes cost one indexed query.
+ * @publicApi
  */
 @Injectable()
 export class ProcoreHealthIndicator {

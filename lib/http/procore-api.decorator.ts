@@ -129,6 +129,7 @@ const ProcoreApiParam = createParamDecorator(
  * `me(@ProcoreApi() procore: ProcoreScopedClient) { return procore.get('/rest/v1.0/me'); }`.
  * Same owner resolution and 401 answers as `@ProcoreToken()`. `{ serviceAccount: true | 'name' }`
  * gives a service account's client; `{ companyId: (req) => req.params.companyId }` scopes it.
+ * @publicApi
  */
 export const ProcoreApi = (options?: ProcoreApiParamOptions): ParameterDecorator =>
   ProcoreApiParam(options);

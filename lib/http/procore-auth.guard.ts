@@ -27,6 +27,7 @@ import { ProcoreRequestOwnerResolver } from './procore-request-owner.resolver.js
  * The owner comes from `ProcoreRequestOwnerResolver` (the `ownerResolver` option), the one the
  * decorators and the OAuth routes use: change it there rather than in a subclass. Subclass to
  * change what is answered (`throwFor`).
+ * @publicApi
  */
 @Injectable()
 export class ProcoreAuthGuard implements CanActivate {

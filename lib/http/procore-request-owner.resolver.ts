@@ -12,6 +12,7 @@ import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
  * factory can inject what the function needs), or replace this provider in a test:
  * `Test.createTestingModule(...).overrideProvider(ProcoreRequestOwnerResolver).useValue(...)`.
  * A subclass overrides `findOwner`.
+ * @publicApi
  */
 @Injectable()
 export class ProcoreRequestOwnerResolver {

@@ -112,6 +112,7 @@ const ProcoreTokenParam = createParamDecorator(
  * carrying the same body (`extensions.originalError.reason` with `@nestjs/apollo`).
  * `@ProcoreToken({ serviceAccount: true })` yields the app's client-credentials token, and
  * `@ProcoreToken({ serviceAccount: 'reports' })` that of the named service account.
+ * @publicApi
  */
 export const ProcoreToken = (options?: ProcoreTokenOptions): ParameterDecorator =>
   ProcoreTokenParam(options);

@@ -19,7 +19,7 @@ import type { ProcoreTokenStore } from '../storage/procore-token.store.js';
  * TypeORM DataSource; set `'database'` if the app has that DataSource too).
  */
 export interface ProcoreStorageOptions {
-  /** The connection store. Default: `TypeOrmProcoreTokenStore` on the `dataSource` option. */
+  /** The connection store. Default: the package's TypeORM store on the `dataSource` option. */
   tokens?: ProcoreTokenStore | Type<ProcoreTokenStore>;
   /** The pending-authorization store. Default: the TypeORM one on the `dataSource` option. */
   states?: ProcoreOAuthStateStore | Type<ProcoreOAuthStateStore>;

@@ -15,7 +15,10 @@ import { storageErrorCode } from '../storage/storage-errors.js';
 import { ProcoreMetrics } from '../metrics/procore-metrics.js';
 import { ProcoreTokenRefresher } from './procore-token.refresher.js';
 
-/** Name under which the job is registered with `SchedulerRegistry` when the app has one. */
+/**
+ * Name under which the job is registered with `SchedulerRegistry` when the app has one.
+ * @publicApi
+ */
 export const PROCORE_REFRESH_JOB = 'procore-token-refresh';
 
 /** What one tick did. */
@@ -43,6 +46,7 @@ function defaultLookAheadMs(record: ProcoreTokenRecord): number {
  * instances share the work without overlap) and refreshes them with bounded concurrency through
  * the same exactly-once protocol as the request path. On shutdown no new refresh starts; the ones
  * in flight finish, and their transactions commit, before the DataSource closes.
+ * @publicApi
  */
 @Injectable()
 export class TokenRefreshScheduler implements OnApplicationBootstrap, BeforeApplicationShutdown {

@@ -7,13 +7,19 @@ import { ProcoreOAuthStateEntity } from './procore-oauth-state.entity.js';
 import { ProcoreRateLimitEntity } from './procore-rate-limit.entity.js';
 import { ProcoreTokenEntity } from './procore-token.entity.js';
 
-/** Entities to list in your DataSource's `entities` (or let `autoLoadEntities` pick them up). */
+/**
+ * Entities to list in your DataSource's `entities` (or let `autoLoadEntities` pick them up).
+ * @publicApi
+ */
 export const procoreAuthEntities = [
   ProcoreTokenEntity,
   ProcoreOAuthStateEntity,
   ProcoreRateLimitEntity,
 ];
-/** Migrations to list in your DataSource's `migrations`. */
+/**
+ * Migrations to list in your DataSource's `migrations`.
+ * @publicApi
+ */
 export const procoreAuthMigrations = [
   CreateProcoreAuthTables1763900000000,
   IndexProcoreOAuthStatesOwner1764000000000,

@@ -26,6 +26,7 @@ export type ConsumedState =
  *   option, default 10; inject `PROCORE_AUTH_OPTIONS` to read it), the newest kept.
  * - **Returned as saved.** Expiry is checked by the caller: a store may purge states long past
  *   `expiresAt`, but must not refuse to return an unexpired one.
+ * @publicApi
  */
 export abstract class ProcoreOAuthStateStore {
   /**

@@ -30,6 +30,7 @@ export type ProcoreConnectionStatus = 'active' | 'reauthorization_required' | 'r
 @Index('IDX_procore_oauth_tokens_reauthorization', ['ownerId'], {
   where: `status = 'reauthorization_required'`,
 })
+/** @publicApi */
 export class ProcoreTokenEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;

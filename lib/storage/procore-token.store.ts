@@ -87,6 +87,7 @@ export interface ClaimOptions {
  *   per token generation); `upsert` bumps it itself, keeping the count across reconnects.
  * - **Claims do not overlap** (`claimDue`). Two instances claiming at once, or one claiming again
  *   within the lease, never get the same owner.
+ * @publicApi
  */
 export abstract class ProcoreTokenStore {
   /**

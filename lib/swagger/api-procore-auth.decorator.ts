@@ -15,6 +15,7 @@ export interface ApiProcoreAuthOptions {
  * `reauthorization_required`, with `authorizePath`) and 503, in the package's error body shape.
  * On a controller class or a handler. `@nestjs/swagger` stays optional: the responses are added
  * when `ProcoreAuthModule` is created, if it is installed.
+ * @publicApi
  */
 export function ApiProcoreAuth(
   options: ApiProcoreAuthOptions = {},

@@ -118,6 +118,7 @@ interface AuthorizationCode {
  * // point the module at procore.url (login host and API host), use procore.clientId/clientSecret
  * procore.injectFault({ kind: 'status', status: 503, consumeRefreshToken: true });
  * await procore.close();
+ * @publicApi
  */
 export class FakeProcoreServer {
   /** Base URL, e.g. `http://127.0.0.1:54321`: the login host and the API host in one. */

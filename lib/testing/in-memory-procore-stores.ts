@@ -70,6 +70,7 @@ class OwnerLocks {
  * ```ts
  * ProcoreAuthModule.forRoot({ ...options, storage: { tokens: InMemoryProcoreTokenStore, states: InMemoryProcoreOAuthStateStore } })
  * ```
+ * @publicApi
  */
 @Injectable()
 export class InMemoryProcoreTokenStore extends ProcoreTokenStore {
@@ -202,6 +203,7 @@ export class InMemoryProcoreTokenStore extends ProcoreTokenStore {
  * A `ProcoreOAuthStateStore` in this process's memory (tests; it passes
  * `runProcoreOAuthStateStoreContract()`). Keeps `maxPendingStatesPerOwner` states per owner: the
  * module's option when Nest instantiates it, else the constructor's argument (default 10).
+ * @publicApi
  */
 @Injectable()
 export class InMemoryProcoreOAuthStateStore extends ProcoreOAuthStateStore {

@@ -122,6 +122,7 @@ function activityMarker(): Date {
  *
  * It uses the runner's global `describe`/`it` (Jest's) unless you pass your runner's:
  * `runProcoreTokenStoreContract({ describe, it, createStore })`.
+ * @publicApi
  */
 export function runProcoreTokenStoreContract(options: ProcoreTokenStoreContractOptions): void {
   const { describe, it } = testFunctions(options);
@@ -626,6 +627,7 @@ export function runProcoreTokenStoreContract(options: ProcoreTokenStoreContractO
  * Registers the tests every `ProcoreOAuthStateStore` must pass — a state is consumed once however
  * many callbacks race, only by its owner, and at most `maxPendingStatesPerOwner` are kept per
  * owner. Same conventions as `runProcoreTokenStoreContract()`.
+ * @publicApi
  */
 export function runProcoreOAuthStateStoreContract(
   options: ProcoreOAuthStateStoreContractOptions,

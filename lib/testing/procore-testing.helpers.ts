@@ -10,6 +10,7 @@ import type { FakeProcoreServer } from './fake-procore.server.js';
  * (pass `encryptionKey` to share one between app instances) and the scheduler is off, so tests
  * decide when refreshes happen. The generated key is reported to `FakeProcoreServer.onSecret`
  * listeners.
+ * @publicApi
  */
 export function fakeProcoreAuthOptions(
   fake: FakeProcoreServer,
@@ -33,6 +34,7 @@ export function fakeProcoreAuthOptions(
  * Connects an owner through the real authorization-code flow against the fake: our authorize
  * URL, the fake's authorize endpoint (which auto-approves its user), then `handleCallback()`.
  * Resolves to the stored connection.
+ * @publicApi
  */
 export async function connectWithFakeProcore(
   service: ProcoreTokenService,

@@ -20,6 +20,7 @@ import { fakeProcoreAuthOptions } from './procore-testing.helpers.js';
  * another. It is published with the package, so anyone can read it: never put it in a real
  * deployment. `overrideProcoreAuthOptions` uses it by default, and refuses to run when
  * `NODE_ENV=production`.
+ * @publicApi
  */
 export const PROCORE_TEST_ENCRYPTION_KEY =
   'procore-test-only:bmVzdGpzLXByb2NvcmUtYXV0aCB0ZXN0IGtleSAzMmI=';
@@ -43,6 +44,7 @@ export const PROCORE_TEST_ENCRYPTION_KEY =
  * variables are missing (`procoreConfig` does not). Module-level settings (`storage`, `routes`,
  * `isGlobal`) are the app's. Returns the builder, for chaining. Throws when
  * `NODE_ENV=production`.
+ * @publicApi
  */
 export function overrideProcoreAuthOptions(
   builder: TestingModuleBuilder,
@@ -93,6 +95,7 @@ function resolvedOptionsProvider(): FactoryProvider {
  * DataSource (its `dataSource` option) is used, and the access tokens this app instance caches
  * for the deleted connections are dropped too, so the next request sees the reset. Tables whose
  * entity the DataSource does not list are skipped. PostgreSQL only.
+ * @publicApi
  */
 export async function resetProcoreTables(
   target: DataSource | INestApplicationContext,

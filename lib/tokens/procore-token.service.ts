@@ -62,6 +62,7 @@ function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
  * Procore tokens for your app's users (owners) and for the app itself (client credentials).
  * `getAccessToken()` is the call to make before every Procore request: it serves from memory when
  * it can and refreshes, exactly once across instances, when it must.
+ * @publicApi
  */
 @Injectable()
 export class ProcoreTokenService implements BeforeApplicationShutdown {
