@@ -1,5 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import request from 'supertest';
+import { ProcoreApiPipe, ProcoreScopedClient, ProcoreTokenPipe } from 'nestjs-procore-auth';
 import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
 import {
   createHttpTestApp,
@@ -59,6 +60,30 @@ describe.each<Platform>(['express', 'fastify'])(
         .set('x-user-id', ownerId)
         .expect(401);
       expect(refused.body).toMatchObject({ statusCode: 401, reason: 'not_connected' });
+    });
+
+    it('on a cache hit, the parameter factories hand over the token and the client themselves, not a promise', async () => {
+      const b = apps[1];
+      const server = b.http.app.getHttpServer();
+      const tokenResolve = jest.spyOn(b.http.app.get(ProcoreTokenPipe), 'resolve');
+      const apiResolve = jest.spyOn(b.http.app.get(ProcoreApiPipe), 'resolve');
+      try {
+        await request(server).get('/me').set('x-user-id', ownerId).expect(200);
+        await request(server).get('/api/me').set('x-user-id', ownerId).expect(200);
+        b.http.service.evict(ownerId);
+        await request(server).get('/me').set('x-user-id', ownerId).expect(200);
+
+        const [hit, miss] = tokenResolve.mock.results.map((result) => result.value);
+        expect(typeof hit).toBe('string');
+        expect(b.fake.isAccessTokenValid(hit as string)).toBe(true);
+        expect(apiResolve.mock.results[0]?.value).toBeInstanceOf(ProcoreScopedClient);
+        // A miss (evicted): a promise, for the same stored token.
+        expect(miss).toBeInstanceOf(Promise);
+        await expect(miss).resolves.toBe(hit);
+      } finally {
+        tokenResolve.mockRestore();
+        apiResolve.mockRestore();
+      }
     });
 
     it("@ProcoreApi() gives each application's own client, or its own 401", async () => {
