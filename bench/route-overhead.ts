@@ -5,8 +5,8 @@
  * connected, so `/with` is served from the in-memory cache (a database read every `cache.ttlSeconds`).
  * A third route, `GET /control`, has a do-nothing custom parameter decorator with an async pipe
  * (the shape `@ProcoreToken()` had until it resolved in its parameter factory): what Nest's
- * parameter-pipe machinery alone costs, for comparison. route-instructions counts the same three
- * routes' instructions under callgrind, which this machine's noise does not move.
+ * parameter-pipe machinery alone costs, for comparison. route-interleaved compares the same three
+ * routes request by request, which this machine's noise does not tilt.
  * autocannon (this process) loads each route in rotating order; the ratios are from this run.
  * Besides req/s, the app process's CPU time per request is measured (process.cpuUsage() around
  * each run): on a noisy VM it is a steadier estimate of the cost than throughput.

@@ -15,14 +15,11 @@ interface Benchmark {
   name: string;
   file: string;
   nodeArgs: string[];
-  /** Only when named on the command line (too slow for `npm run bench` with no names). */
-  optIn?: boolean;
 }
 
 const BENCHMARKS: Benchmark[] = [
   { name: 'route-overhead', file: 'route-overhead.js', nodeArgs: [] },
-  // Not run by default: ~25 minutes under valgrind on the benchmark machine; name it to run it.
-  { name: 'route-instructions', file: 'route-instructions.js', nodeArgs: [], optIn: true },
+  { name: 'route-interleaved', file: 'route-interleaved.js', nodeArgs: [] },
   { name: 'refresh-storm', file: 'refresh-storm.js', nodeArgs: [] },
   { name: 'scheduler-throughput', file: 'scheduler-throughput.js', nodeArgs: [] },
   { name: 'cache-and-queries', file: 'cache-and-queries.js', nodeArgs: ['--expose-gc'] },
@@ -57,7 +54,7 @@ function parseArgs(argv: string[]): { selected: Benchmark[]; repeat: number } {
   }
   const selected = names.length
     ? names.map((name) => BENCHMARKS.find((b) => b.name === name) ?? usage())
-    : BENCHMARKS.filter((b) => !b.optIn);
+    : BENCHMARKS;
   return { selected, repeat };
 }
 
