@@ -5,7 +5,7 @@ import type {
   ProcoreRoutesOptions,
 } from './interfaces/procore-auth-options.interface.js';
 import type { ProcoreStorageOptions } from './interfaces/procore-storage-options.interface.js';
-import { createProcoreOAuthController } from './oauth/procore-oauth.controller.js';
+import { createProcoreOAuthController } from './http/procore-oauth.controller.js';
 import { PROCORE_AUTH_ROUTES } from './procore-auth.constants.js';
 import { procoreStorageProviders } from './storage/procore-storage.providers.js';
 

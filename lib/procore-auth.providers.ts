@@ -20,6 +20,7 @@ import { ProcoreStartupLogger } from './logging/procore-startup.logger.js';
 import { ProcoreMetrics } from './metrics/procore-metrics.js';
 import { applyProcoreSwaggerDocs } from './swagger/procore-swagger.js';
 import { ProcoreClient } from './api/procore.client.js';
+import { ProcoreAuthorizationFlow } from './oauth/procore-authorization-flow.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import {
   PROCORE_AUTH_OPTIONS,
@@ -33,6 +34,7 @@ import { TokenRefreshScheduler } from './refresh/token-refresh.scheduler.js';
 import { PROCORE_CUSTOM_TOKEN_STORE } from './storage/procore-storage.providers.js';
 import { ProcoreServiceAccounts } from './tokens/procore-service-accounts.js';
 import { ProcoreTokenService } from './tokens/procore-token.service.js';
+import { ProcoreUserTokens } from './tokens/procore-user-tokens.js';
 
 /**
  * Every provider of the module but the stores (`procoreStorageProviders`, added with the module's
@@ -68,6 +70,8 @@ export const procoreAuthProviders: Provider[] = [
   ProcoreInFlightOperations,
   ProcoreTokenRefresher,
   ProcoreServiceAccounts,
+  ProcoreUserTokens,
+  ProcoreAuthorizationFlow,
   ProcoreTokenService,
   ProcoreKeyRotationService,
   ProcoreRequestOwnerResolver,

@@ -12,6 +12,9 @@ import {
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { ProcoreTokenStore } from '../lib/storage/procore-token.store.js';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 /** Reconnects and revocations: the replaced grant dies at Procore, and no lock waits on a retry. */
 describe('connection lifecycle (real PostgreSQL, fake Procore)', () => {
@@ -47,8 +50,8 @@ describe('connection lifecycle (real PostgreSQL, fake Procore)', () => {
   });
 
   async function storedTokens(ownerId: string): Promise<{ access: string; refresh: string }> {
-    const record = await instance.service['store'].find(ownerId);
-    const cipher = instance.service['cipher'];
+    const record = await instance.app.get(ProcoreTokenStore).find(ownerId);
+    const cipher = instance.app.get<TokenCipher>(PROCORE_TOKEN_CIPHER);
     return {
       access: openAccessToken(cipher, record!) as string,
       refresh: openRefreshToken(cipher, record!) as string,

@@ -15,6 +15,9 @@ import {
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { ProcoreTokenStore } from '../lib/storage/procore-token.store.js';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 /** Resolves once `condition()` holds, checking every few ms; fails after `timeoutMs`. */
 async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
@@ -261,8 +264,11 @@ describe('an instance stopped with SIGTERM while request-path refreshes wait on 
       const token = await app.service.getAccessToken(owner);
       expect(fake.isAccessTokenValid(token)).toBe(true);
       expect(answered[index]!.body).toEqual({ sha256: sha256(token) });
-      const record = await app.service['store'].find(owner);
-      const refreshToken = openRefreshToken(app.service['cipher'], record!) as string;
+      const record = await app.app.get(ProcoreTokenStore).find(owner);
+      const refreshToken = openRefreshToken(
+        app.app.get<TokenCipher>(PROCORE_TOKEN_CIPHER),
+        record!,
+      ) as string;
       expect(fake.isRefreshTokenActive(refreshToken)).toBe(true);
     }
     expect(fake.counters).toMatchObject({

@@ -21,6 +21,8 @@ import { createTestDatabase, type TestDatabase } from './support/test-database.j
 import type { DataSource } from 'typeorm';
 import { getDataSourceToken } from '@nestjs/typeorm';
 import type { ProcoreAuthModuleOptions } from 'nestjs-procore-auth';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 /** The `Set-Cookie` headers of a response. */
 function setCookies(response: { headers: Record<string, unknown> }): string[] {
@@ -187,7 +189,9 @@ describe.each<Platform>(['express', 'fastify'])('request side on %s', (platform)
       [ownerId],
     );
     fake.revokeToken(
-      http.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${ownerId}`),
+      http.app
+        .get<TokenCipher>(PROCORE_TOKEN_CIPHER)
+        .decrypt(row.refresh_token, `procore-oauth-token:refresh:${ownerId}`),
     );
     await expireStoredToken(dataSource(), fake, ownerId);
     http.service.evict(ownerId);

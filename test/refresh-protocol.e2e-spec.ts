@@ -29,6 +29,10 @@ import {
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { ProcoreTokenStore } from '../lib/storage/procore-token.store.js';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
+import { ProcoreTokenRefresher } from '../lib/refresh/procore-token.refresher.js';
 
 describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
   let database: TestDatabase;
@@ -86,9 +90,12 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
 
   /** The refresh token currently stored for the owner, decrypted the way the app does it. */
   async function storedRefreshToken(app: ProcoreTestApp, ownerId: string): Promise<string> {
-    const token = await app.service['store'].find(ownerId);
+    const token = await app.app.get(ProcoreTokenStore).find(ownerId);
     const { openRefreshToken } = await import('../lib/crypto/connection-secrets.js');
-    const value = openRefreshToken(app.service['cipher'], token!) as string;
+    const value = openRefreshToken(
+      app.app.get<TokenCipher>(PROCORE_TOKEN_CIPHER),
+      token!,
+    ) as string;
     seenSecrets.add(value);
     return value;
   }
@@ -139,7 +146,7 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     await expireStoredToken(instance.dataSource, fake, ownerId);
     fake.resetCounters();
     fake.tokenLatencyMs = 50;
-    const store = instance.service['store'];
+    const store = instance.app.get(ProcoreTokenStore);
     const reads = jest.spyOn(store, 'find');
     const locks = jest.spyOn(store, 'withLock');
 
@@ -350,7 +357,7 @@ describe('refresh protocol (real PostgreSQL, fake Procore)', () => {
     seenSecrets.add(grant.refresh_token);
     await instance.service.importTokens(ownerId, grant);
     await expireStoredToken(instance.dataSource, fake, ownerId);
-    const refresher = instance.service['refresher'];
+    const refresher = instance.app.get(ProcoreTokenRefresher);
     const client = refresher['client'];
     const original = client.refresh.bind(client);
     client.refresh = async (token: string) => ({

@@ -22,6 +22,8 @@ import {
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
 import type { ProcoreAuthModuleOptions } from 'nestjs-procore-auth';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
   let database: TestDatabase;
@@ -188,7 +190,9 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
       [owners[0]],
     );
     fake.revokeToken(
-      app.service['cipher'].decrypt(row.refresh_token, `procore-oauth-token:refresh:${owners[0]}`),
+      app.app
+        .get<TokenCipher>(PROCORE_TOKEN_CIPHER)
+        .decrypt(row.refresh_token, `procore-oauth-token:refresh:${owners[0]}`),
     );
 
     const summary = await app.app.get(TokenRefreshScheduler).runTick();

@@ -23,6 +23,8 @@ import {
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 /**
  * The token-endpoint fault matrix (SPEC "Failure classification", issue 8 "Fault matrix"), one
@@ -640,7 +642,9 @@ describe('token endpoint fault matrix (real PostgreSQL, fake Procore)', () => {
       refreshToken: row.refresh_token,
       keyId: row.key_id,
     } as Parameters<typeof openRefreshToken>[1];
-    const cipher = app.service['cipher'] as Parameters<typeof openRefreshToken>[0];
+    const cipher = app.app.get<TokenCipher>(PROCORE_TOKEN_CIPHER) as Parameters<
+      typeof openRefreshToken
+    >[0];
     return {
       access: openAccessToken(cipher, record),
       refresh: openRefreshToken(cipher, record),

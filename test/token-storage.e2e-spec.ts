@@ -19,6 +19,8 @@ import {
   type ProcoreTestApp,
 } from './support/procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './support/test-database.js';
+import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../lib/crypto/token-cipher.js';
 
 describe('connections, encrypted storage and revocation (real PostgreSQL, fake Procore)', () => {
   let database: TestDatabase;
@@ -201,10 +203,9 @@ describe('connections, encrypted storage and revocation (real PostgreSQL, fake P
       await connectOwner(instance.service, ownerId);
       const token = await instance.service.getAccessToken(ownerId);
       const row = await rawRow(instance.dataSource, ownerId);
-      const refreshToken = instance.service['cipher'].decrypt(
-        row.refresh_token as string,
-        `procore-oauth-token:refresh:${ownerId}`,
-      );
+      const refreshToken = instance.app
+        .get<TokenCipher>(PROCORE_TOKEN_CIPHER)
+        .decrypt(row.refresh_token as string, `procore-oauth-token:refresh:${ownerId}`);
       secrets.add(token).add(refreshToken);
 
       const everything = JSON.stringify(row);

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { ProcoreOAuthController } from '../oauth/procore-oauth.controller.js';
+import { ProcoreOAuthController } from '../http/procore-oauth.controller.js';
 import {
   CALLBACK_BAD_REQUEST_REASONS,
   UNAUTHORIZED_SCHEMA,

@@ -13,6 +13,9 @@ import {
   type ProcoreTestApp,
 } from './procore-test-app.js';
 import { createTestDatabase, type TestDatabase } from './test-database.js';
+import { ProcoreTokenStore } from '../../lib/storage/procore-token.store.js';
+import { PROCORE_TOKEN_CIPHER } from '../../lib/procore-auth.constants.js';
+import type { TokenCipher } from '../../lib/crypto/token-cipher.js';
 
 /**
  * What fault suites share: a migrated database of their own with an admin connection (to kill
@@ -120,8 +123,8 @@ export function useFaultHarness(label: string): FaultHarness {
       return ownerId;
     },
     storedRefreshToken: async (app, ownerId) => {
-      const record = await app.service['store'].find(ownerId);
-      return openRefreshToken(app.service['cipher'], record!) as string;
+      const record = await app.app.get(ProcoreTokenStore).find(ownerId);
+      return openRefreshToken(app.app.get<TokenCipher>(PROCORE_TOKEN_CIPHER), record!) as string;
     },
     idleInTransaction: () => pids(`state = 'idle in transaction'`),
     waitingOnLock: () => pids(`wait_event_type = 'Lock'`),

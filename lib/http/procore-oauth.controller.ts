@@ -23,14 +23,14 @@ import {
   type ProcoreOAuthStateProblem,
 } from '../errors/procore-oauth-state.error.js';
 import { ProcoreOAuthError } from '../errors/procore-oauth.error.js';
-import type { ProcoreAuthRoutes } from '../http/procore-auth-routes.js';
+import type { ProcoreAuthRoutes } from './procore-auth-routes.js';
 import {
   procoreBadRequest,
   procoreUnauthorized,
   toProcoreHttpException,
-} from '../http/procore-http-errors.js';
-import { ProcoreRequestOwnerResolver } from '../http/procore-request-owner.resolver.js';
-import { SkipProcoreAuth } from '../http/skip-procore-auth.decorator.js';
+} from './procore-http-errors.js';
+import { ProcoreRequestOwnerResolver } from './procore-request-owner.resolver.js';
+import { SkipProcoreAuth } from './skip-procore-auth.decorator.js';
 import {
   PROCORE_AUTH_OPTIONS,
   PROCORE_AUTH_ROUTES,
@@ -41,8 +41,8 @@ import {
   BROWSER_BINDING_KEY_PURPOSE,
   OAuthBrowserBinding,
   browserBindingAttributes,
-} from './oauth-browser-binding.js';
-import { assertSafeReturnTo } from './return-to.js';
+} from '../oauth/oauth-browser-binding.js';
+import { assertSafeReturnTo } from '../oauth/return-to.js';
 
 /** A query value as parsed by Express (simple or extended parser) or Fastify: any shape. */
 type QueryValue = unknown;
