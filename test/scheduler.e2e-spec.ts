@@ -24,6 +24,7 @@ import { createTestDatabase, type TestDatabase } from './support/test-database.j
 import type { ProcoreAuthModuleOptions } from 'nestjs-procore-auth';
 import { PROCORE_TOKEN_CIPHER } from '../lib/procore-auth.constants.js';
 import type { TokenCipher } from '../lib/crypto/token-cipher.js';
+import { ProcoreUserTokens } from '../lib/tokens/procore-user-tokens.js';
 
 describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
   let database: TestDatabase;
@@ -154,7 +155,7 @@ describe('scheduled refresh (real PostgreSQL, fake Procore)', () => {
     // ...until it is used again: the request refreshes it, its use is recorded, and the
     // scheduler keeps it fresh from then on.
     await app.service.getAccessToken(owners[0]);
-    await (app.service as unknown as { lastUsed: { flush(): Promise<void> } }).lastUsed.flush();
+    await app.app.get(ProcoreUserTokens)['lastUsed'].flush();
     expect(await idle()).toBe(false);
     await app.dataSource.query(
       `UPDATE procore_oauth_tokens SET expires_at = now() + interval '1 minute' WHERE owner_id = $1`,

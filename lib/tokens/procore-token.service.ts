@@ -1,5 +1,4 @@
-import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
-import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
+import { Injectable } from '@nestjs/common';
 import type {
   ProcoreAuthorizationRequest,
   ProcoreCallbackResult,
@@ -7,8 +6,6 @@ import type {
 } from '../interfaces/procore-connection.interface.js';
 import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
 import { ProcoreAuthorizationFlow } from '../oauth/procore-authorization-flow.js';
-import { PROCORE_AUTH_OPTIONS } from '../procore-auth.constants.js';
-import { ProcoreInFlightOperations } from '../refresh/in-flight-operations.js';
 import type { ProcoreOwnerId } from './procore-owner-id.js';
 import { ProcoreServiceAccounts } from './procore-service-accounts.js';
 import { ProcoreUserTokens } from './procore-user-tokens.js';
@@ -22,17 +19,15 @@ export type { ProcoreOwnerId } from './procore-owner-id.js';
  * @publicApi
  */
 @Injectable()
-export class ProcoreTokenService implements BeforeApplicationShutdown {
-  private readonly logger = new Logger('ProcoreAuth');
-
+export class ProcoreTokenService {
   // The work is done by three providers, one per kind of token; this class is their public face
-  // (the names SPEC.md and the README give). Each method forwards its call unchanged.
+  // (the names SPEC.md and the README give). Each method forwards its call unchanged. The shutdown
+  // drain is ProcoreUserTokens': Nest runs shutdown hooks of deeper providers first, and this one
+  // is deeper than the scheduler, whose hook must stop its tick while the drain waits.
   constructor(
-    @Inject(PROCORE_AUTH_OPTIONS) private readonly options: ResolvedProcoreAuthOptions,
     private readonly authorization: ProcoreAuthorizationFlow,
     private readonly userTokens: ProcoreUserTokens,
     private readonly serviceAccounts: ProcoreServiceAccounts,
-    private readonly inFlight: ProcoreInFlightOperations,
   ) {}
 
   /**
@@ -136,22 +131,5 @@ export class ProcoreTokenService implements BeforeApplicationShutdown {
   /** Drops the owner's cached token on this instance (others drop theirs within `cache.ttlSeconds`). */
   evict(ownerId: ProcoreOwnerId): void {
     return this.userTokens.evict(ownerId);
-  }
-
-  /**
-   * Waits (at most `shutdownTimeoutMs`) for refreshes and revocations in flight, so none loses a
-   * rotated token to the DataSource closing under it, then writes pending "last used" times.
-   */
-  async beforeApplicationShutdown(): Promise<void> {
-    const running = this.inFlight.size;
-    const left = await this.inFlight.drain(this.options.shutdownTimeoutMs);
-    if (left > 0) {
-      this.logger.error(
-        `${left} Procore token operation(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): their rotated tokens may be lost.`,
-      );
-    } else if (running > 0) {
-      this.logger.log(`Finished ${running} Procore token operation(s) before shutting down.`);
-    }
-    await this.userTokens.flushLastUsed();
   }
 }

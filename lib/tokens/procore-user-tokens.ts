@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import type { ResolvedProcoreAuthOptions } from '../config/resolve-procore-auth-options.js';
 import { openAccessToken, openRefreshToken } from '../crypto/connection-secrets.js';
 import type { TokenCipher } from '../crypto/token-cipher.js';
@@ -46,7 +46,7 @@ export function toConnection(record: ProcoreTokenRecord): ProcoreConnection {
  * forced refreshes, revocation and the connection status. `ProcoreTokenService` is its public face.
  */
 @Injectable()
-export class ProcoreUserTokens {
+export class ProcoreUserTokens implements BeforeApplicationShutdown {
   private readonly logger = new Logger('ProcoreAuth');
   private readonly cache: AccessTokenCache;
   // Two maps, so no owner id can join another kind of call (`force:<owner>` was once a key here).
@@ -143,9 +143,21 @@ export class ProcoreUserTokens {
     this.cache.set(owner, token, expiresAt);
   }
 
-  /** Writes the pending "last used" times (on shutdown). */
-  flushLastUsed(): Promise<void> {
-    return this.lastUsed.flush();
+  /**
+   * Waits (at most `shutdownTimeoutMs`) for refreshes and revocations in flight, so none loses a
+   * rotated token to the DataSource closing under it, then writes pending "last used" times.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    const running = this.inFlight.size;
+    const left = await this.inFlight.drain(this.options.shutdownTimeoutMs);
+    if (left > 0) {
+      this.logger.error(
+        `${left} Procore token operation(s) still running after shutdownTimeoutMs (${this.options.shutdownTimeoutMs} ms): their rotated tokens may be lost.`,
+      );
+    } else if (running > 0) {
+      this.logger.log(`Finished ${running} Procore token operation(s) before shutting down.`);
+    }
+    await this.lastUsed.flush();
   }
 
   /**
