@@ -20,7 +20,7 @@ import { ProcoreStartupLogger } from './logging/procore-startup.logger.js';
 import { ProcoreMetrics } from './metrics/procore-metrics.js';
 import { applyProcoreSwaggerDocs } from './swagger/procore-swagger.js';
 import { ProcoreClient } from './api/procore.client.js';
-import { ProcoreAuthorizationFlow } from './oauth/procore-authorization-flow.js';
+import { ProcoreAuthorizationFlow } from './tokens/procore-authorization-flow.js';
 import { ProcoreOAuthClient } from './oauth/procore-oauth.client.js';
 import {
   PROCORE_AUTH_OPTIONS,

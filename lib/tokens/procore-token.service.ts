@@ -5,7 +5,7 @@ import type {
   ProcoreConnection,
 } from '../interfaces/procore-connection.interface.js';
 import type { ProcoreTokenResponse } from '../interfaces/procore-token-response.interface.js';
-import { ProcoreAuthorizationFlow } from '../oauth/procore-authorization-flow.js';
+import { ProcoreAuthorizationFlow } from './procore-authorization-flow.js';
 import type { ProcoreOwnerId } from './procore-owner-id.js';
 import { ProcoreServiceAccounts } from './procore-service-accounts.js';
 import { ProcoreUserTokens } from './procore-user-tokens.js';

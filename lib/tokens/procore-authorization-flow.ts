@@ -17,12 +17,12 @@ import { errorCodeOf } from '../refresh/procore-token.refresher.js';
 import { ProcoreOAuthStateStore } from '../storage/procore-oauth-state.store.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { asProcoreError } from '../storage/storage-errors.js';
-import { normalizeOwner, type ProcoreOwnerId } from '../tokens/procore-owner-id.js';
-import { ProcoreUserTokens, toConnection } from '../tokens/procore-user-tokens.js';
-import { isTransient, ProcoreOAuthClient } from './procore-oauth.client.js';
-import { retryDelayMs } from './retry-policy.js';
-import { assertSafeReturnTo } from './return-to.js';
-import { parseTokenResponse } from './token-response.parser.js';
+import { normalizeOwner, type ProcoreOwnerId } from './procore-owner-id.js';
+import { ProcoreUserTokens, toConnection } from './procore-user-tokens.js';
+import { isTransient, ProcoreOAuthClient } from '../oauth/procore-oauth.client.js';
+import { retryDelayMs } from '../oauth/retry-policy.js';
+import { assertSafeReturnTo } from '../oauth/return-to.js';
+import { parseTokenResponse } from '../oauth/token-response.parser.js';
 
 function hashState(state: string): string {
   return createHash('sha256').update(state, 'utf8').digest('hex');
