@@ -131,8 +131,9 @@ describe('the secret check wiring (secret-scan.setup.ts)', () => {
     });
     const { port } = server.address() as AddressInfo;
     await (await fetch(`http://127.0.0.1:${port}/path?code=query-marker`)).text();
+    // Called on a bare object, the facade throws (synchronously or not): recorded either way.
     await expect(
-      ProcoreTokenService.prototype.getAccessToken.call({}, 'error-marker'),
+      (async () => ProcoreTokenService.prototype.getAccessToken.call({}, 'error-marker'))(),
     ).rejects.toBeInstanceOf(Error);
 
     const text = recorded();
