@@ -193,7 +193,7 @@ describe('scheduler claim at scale (real PostgreSQL)', () => {
     await expect(claim()).resolves.toEqual(['active-1000']);
   });
 
-  it("outside a transaction (migrationsTransactionMode 'none') it builds the index CONCURRENTLY, valid", async () => {
+  it("outside a transaction (migrationsTransactionMode 'none') it builds the index CONCURRENTLY, valid, also after a run that stopped half-way", async () => {
     const plain = new DataSource({
       type: 'postgres',
       url: database.url,
@@ -205,6 +205,18 @@ describe('scheduler claim at scale (real PostgreSQL)', () => {
     try {
       await plain.undoLastMigration();
       await dataSource.query(`UPDATE procore_oauth_tokens SET refresh_claimed_until = NULL`);
+      // As a run that stopped half-way leaves it: the column added, an index build interrupted
+      // (an invalid index of that name).
+      await plain.query(
+        `ALTER TABLE procore_oauth_tokens ADD COLUMN idle boolean NOT NULL DEFAULT false`,
+      );
+      await plain.query(
+        `CREATE INDEX "IDX_procore_oauth_tokens_refresh_due" ON procore_oauth_tokens (expires_at)`,
+      );
+      await plain.query(
+        `UPDATE pg_index SET indisvalid = false
+          WHERE indexrelid = '"IDX_procore_oauth_tokens_refresh_due"'::regclass`,
+      );
       await plain.runMigrations();
       const [index] = await plain.query(
         `SELECT indisvalid FROM pg_index WHERE indexrelid = '"IDX_procore_oauth_tokens_refresh_due"'::regclass`,

@@ -19,10 +19,13 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
   name = 'IndexProcoreOAuthTokensRefreshDue1764300000000';
 
   async up(queryRunner: QueryRunner): Promise<void> {
-    await queryRunner.addColumn(
-      'procore_oauth_tokens',
-      new TableColumn({ name: 'idle', type: 'boolean', default: false }),
-    );
+    // Outside a transaction a run that stopped half-way is run again: every step can be repeated.
+    if (!(await queryRunner.hasColumn('procore_oauth_tokens', 'idle'))) {
+      await queryRunner.addColumn(
+        'procore_oauth_tokens',
+        new TableColumn({ name: 'idle', type: 'boolean', default: false }),
+      );
+    }
     const table = tablePath(queryRunner, 'procore_oauth_tokens');
     const inTransaction = queryRunner.isTransactionActive;
     // Connections unused for the scheduler's default activity window (7 days) are idle from the
@@ -51,6 +54,19 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
       }
     }
     const concurrently = inTransaction ? '' : ' CONCURRENTLY';
+    // A CONCURRENTLY build that was interrupted leaves an invalid index of that name: drop it.
+    for (const index of [
+      'IDX_procore_oauth_tokens_refresh_due',
+      'IDX_procore_oauth_tokens_reauthorization',
+    ]) {
+      const invalid = (await queryRunner.query(
+        `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid`,
+        [indexPath(queryRunner, index)],
+      )) as unknown[];
+      if (invalid.length > 0) {
+        await queryRunner.query(`DROP INDEX${concurrently} ${indexPath(queryRunner, index)}`);
+      }
+    }
     await queryRunner.query(
       `CREATE INDEX${concurrently} IF NOT EXISTS "IDX_procore_oauth_tokens_refresh_due"
          ON ${table} (expires_at)
