@@ -8,6 +8,7 @@ import {
   ProcoreAuthModule,
   ProcoreHealthIndicator,
   ProcoreTokenService,
+  ProcoreTokenStore,
   procoreAuthEntities,
 } from 'nestjs-procore-auth';
 import {
@@ -154,7 +155,45 @@ describe('ProcoreHealthIndicator with @nestjs/terminus (real PostgreSQL, fake Pr
   });
 });
 
+/** A store whose owner ids live in a uuid column: any other id is an error, as in PostgreSQL. */
+class UuidKeyedTokenStore extends InMemoryProcoreTokenStore {
+  pings = 0;
+  override find(ownerId: string) {
+    if (!/^[0-9a-f-]{36}$/.test(ownerId)) {
+      return Promise.reject(new Error(`invalid input syntax for type uuid: "${ownerId}"`));
+    }
+    return super.find(ownerId);
+  }
+  override async ping(): Promise<void> {
+    this.pings++;
+  }
+}
+
 describe('ProcoreHealthIndicator with the storage option (no TypeORM)', () => {
+  it("asks the store's ping(): a store that cannot look up the default probe id stays up", async () => {
+    const fake = await FakeProcoreServer.start();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        ProcoreAuthModule.forRoot({
+          ...fakeProcoreOptions(fake),
+          storage: { tokens: UuidKeyedTokenStore, states: InMemoryProcoreOAuthStateStore },
+        }),
+      ],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: new RecordingLogger() });
+    await app.init();
+    try {
+      const result = await app.get(ProcoreHealthIndicator).isHealthy('tokens');
+
+      expect(result).toEqual({ tokens: { status: 'up', database: 'up', tokenEndpoint: 'up' } });
+      expect(app.get(ProcoreTokenStore)).toBeInstanceOf(UuidKeyedTokenStore);
+      expect((app.get(ProcoreTokenStore) as UuidKeyedTokenStore).pings).toBe(1);
+    } finally {
+      await app.close();
+      await fake.close();
+    }
+  });
+
   it('probes the database through the store in use; the count needs the TypeORM store', async () => {
     const fake = await FakeProcoreServer.start();
     const moduleRef = await Test.createTestingModule({

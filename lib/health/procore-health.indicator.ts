@@ -41,9 +41,6 @@ interface Cached<T> {
   at: number;
 }
 
-/** The probe owner id: no real owner can hold it (owner ids cannot contain control characters). */
-const PROBE_OWNER = '\u0001health-check';
-
 /**
  * A health indicator for `@nestjs/terminus` (which it does not need at runtime: it returns
  * terminus' result shape). Reports `down` when the token table does not answer or Procore's token
@@ -96,10 +93,10 @@ export class ProcoreHealthIndicator {
     return { [key]: details } as ProcoreHealthIndicatorResult<Key>;
   }
 
-  /** One indexed lookup through the token store (any store: TypeORM or the app's own). */
+  /** The token store's `ping()` (any store: TypeORM or the app's own). */
   private async probeDatabase(timeoutMs: number): Promise<string | undefined> {
     try {
-      await withTimeout(this.store.find(PROBE_OWNER), timeoutMs);
+      await withTimeout(this.store.ping(), timeoutMs);
       return undefined;
     } catch (error) {
       return `Procore token store unreachable (${storageErrorCode(error)})`;

@@ -163,4 +163,14 @@ export abstract class ProcoreTokenStore {
     afterOwnerId: string | undefined,
     limit: number,
   ): Promise<string[]>;
+
+  /**
+   * Resolves when the store can answer; the health indicator calls it. The default looks up an
+   * owner id the package never uses: override it when your store cannot take such an id (owner
+   * ids in a uuid or numeric column) or has a cheaper check. (No real owner can hold the id:
+   * owner ids cannot contain control characters.)
+   */
+  async ping(): Promise<void> {
+    await this.find('\u0001health-check');
+  }
 }
