@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { ProcoreRateLimitEntity } from '../storage/procore-rate-limit.entity.js';
 import { decideShare, type Shares } from './rate-limit.shares.js';
+import { quoteTablePath } from '../storage/quote-table-path.js';
 
 /** What a reservation got: calls granted now, and the window they belong to. */
 export interface LedgerGrant {
@@ -135,10 +136,6 @@ export class RateLimitLedger {
   }
 
   private get table(): string {
-    return this.dataSource
-      .getMetadata(ProcoreRateLimitEntity)
-      .tablePath.split('.')
-      .map((part) => `"${part.replace(/"/g, '""')}"`)
-      .join('.');
+    return quoteTablePath(this.dataSource.getMetadata(ProcoreRateLimitEntity).tablePath);
   }
 }

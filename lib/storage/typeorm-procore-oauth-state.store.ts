@@ -6,6 +6,7 @@ import {
   type ConsumedState,
   type ProcoreOAuthStateRecord,
 } from './procore-oauth-state.store.js';
+import { quoteTablePath } from './quote-table-path.js';
 
 /** Expired states deleted per save, at most. */
 const PURGE_BATCH = 500;
@@ -104,9 +105,6 @@ export class TypeOrmProcoreOAuthStateStore extends ProcoreOAuthStateStore {
 
   /** The table name, schema-qualified when the DataSource has a schema, quoted for raw SQL. */
   private get table(): string {
-    return this.repository.metadata.tablePath
-      .split('.')
-      .map((part) => `"${part.replace(/"/g, '""')}"`)
-      .join('.');
+    return quoteTablePath(this.repository.metadata.tablePath);
   }
 }

@@ -13,6 +13,7 @@ import {
   type ProcoreTokenRecord,
   type ProcoreTokenUpsert,
 } from './procore-token.store.js';
+import { quoteTablePath } from './quote-table-path.js';
 
 /** PostgreSQL's `lock_not_available`, raised when `lock_timeout` elapses. */
 const LOCK_NOT_AVAILABLE = '55P03';
@@ -240,10 +241,7 @@ export class TypeOrmProcoreTokenStore extends ProcoreTokenStore {
 
   /** The table name, schema-qualified when the DataSource has a schema, quoted for raw SQL. */
   private get table(): string {
-    return this.repository.metadata.tablePath
-      .split('.')
-      .map((part) => `"${part.replace(/"/g, '""')}"`)
-      .join('.');
+    return quoteTablePath(this.repository.metadata.tablePath);
   }
 }
 

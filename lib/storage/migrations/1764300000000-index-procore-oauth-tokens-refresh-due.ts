@@ -1,4 +1,5 @@
 import { TableColumn, type MigrationInterface, type QueryRunner } from 'typeorm';
+import { quoteTablePath } from '../quote-table-path.js';
 
 /**
  * Makes the scheduler's claim cost follow the due rows, not the table (issue: one million
@@ -26,7 +27,7 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
         new TableColumn({ name: 'idle', type: 'boolean', default: false }),
       );
     }
-    const table = tablePath(queryRunner, 'procore_oauth_tokens');
+    const table = inSchema(queryRunner, 'procore_oauth_tokens');
     const inTransaction = queryRunner.isTransactionActive;
     // Connections unused for the scheduler's default activity window (7 days) are idle from the
     // start, so the first ticks after the upgrade do not have to find them among the due ones
@@ -61,10 +62,10 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
     ]) {
       const invalid = (await queryRunner.query(
         `SELECT 1 FROM pg_index WHERE indexrelid = to_regclass($1) AND NOT indisvalid`,
-        [indexPath(queryRunner, index)],
+        [inSchema(queryRunner, index)],
       )) as unknown[];
       if (invalid.length > 0) {
-        await queryRunner.query(`DROP INDEX${concurrently} ${indexPath(queryRunner, index)}`);
+        await queryRunner.query(`DROP INDEX${concurrently} ${inSchema(queryRunner, index)}`);
       }
     }
     await queryRunner.query(
@@ -78,37 +79,28 @@ export class IndexProcoreOAuthTokensRefreshDue1764300000000 implements Migration
          ON ${table} (owner_id) WHERE status = 'reauthorization_required'`,
     );
     await queryRunner.query(
-      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_expires_at')}`,
+      `DROP INDEX${concurrently} IF EXISTS ${inSchema(queryRunner, 'IDX_procore_oauth_tokens_expires_at')}`,
     );
   }
 
   async down(queryRunner: QueryRunner): Promise<void> {
-    const table = tablePath(queryRunner, 'procore_oauth_tokens');
+    const table = inSchema(queryRunner, 'procore_oauth_tokens');
     const concurrently = queryRunner.isTransactionActive ? '' : ' CONCURRENTLY';
     await queryRunner.query(
       `CREATE INDEX${concurrently} IF NOT EXISTS "IDX_procore_oauth_tokens_expires_at" ON ${table} (expires_at)`,
     );
     await queryRunner.query(
-      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_refresh_due')}`,
+      `DROP INDEX${concurrently} IF EXISTS ${inSchema(queryRunner, 'IDX_procore_oauth_tokens_refresh_due')}`,
     );
     await queryRunner.query(
-      `DROP INDEX${concurrently} IF EXISTS ${indexPath(queryRunner, 'IDX_procore_oauth_tokens_reauthorization')}`,
+      `DROP INDEX${concurrently} IF EXISTS ${inSchema(queryRunner, 'IDX_procore_oauth_tokens_reauthorization')}`,
     );
     await queryRunner.dropColumn('procore_oauth_tokens', 'idle');
   }
 }
 
-/** The DataSource's schema, if it has one, quoted. */
-function schemaPrefix(queryRunner: QueryRunner): string {
+/** `name` in the DataSource's schema, if it has one (an index lives in its table's schema), quoted. */
+function inSchema(queryRunner: QueryRunner, name: string): string {
   const schema = (queryRunner.connection.options as { schema?: string }).schema;
-  return schema ? `"${schema.replace(/"/g, '""')}".` : '';
-}
-
-function tablePath(queryRunner: QueryRunner, table: string): string {
-  return `${schemaPrefix(queryRunner)}"${table}"`;
-}
-
-/** An index lives in its table's schema. */
-function indexPath(queryRunner: QueryRunner, index: string): string {
-  return `${schemaPrefix(queryRunner)}"${index}"`;
+  return quoteTablePath(schema ? `${schema}.${name}` : name);
 }
