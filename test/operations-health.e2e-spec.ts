@@ -170,49 +170,43 @@ class UuidKeyedTokenStore extends InMemoryProcoreTokenStore {
 }
 
 describe('ProcoreHealthIndicator with the storage option (no TypeORM)', () => {
-  it("asks the store's ping(): a store that cannot look up the default probe id stays up", async () => {
+  /** An app whose token store is `tokens` (in-memory states), against a fresh fake. */
+  async function withStoreApp(
+    tokens: typeof InMemoryProcoreTokenStore,
+    work: (app: INestApplication) => Promise<void>,
+  ): Promise<void> {
     const fake = await FakeProcoreServer.start();
     const moduleRef = await Test.createTestingModule({
       imports: [
         ProcoreAuthModule.forRoot({
           ...fakeProcoreOptions(fake),
-          storage: { tokens: UuidKeyedTokenStore, states: InMemoryProcoreOAuthStateStore },
+          storage: { tokens, states: InMemoryProcoreOAuthStateStore },
         }),
       ],
     }).compile();
     const app = moduleRef.createNestApplication({ logger: new RecordingLogger() });
     await app.init();
     try {
+      await work(app);
+    } finally {
+      await app.close();
+      await fake.close();
+    }
+  }
+
+  it("asks the store's ping(): a store that cannot look up the default probe id stays up", () =>
+    withStoreApp(UuidKeyedTokenStore, async (app) => {
       const result = await app.get(ProcoreHealthIndicator).isHealthy('tokens');
 
       expect(result).toEqual({ tokens: { status: 'up', database: 'up', tokenEndpoint: 'up' } });
       expect(app.get(ProcoreTokenStore)).toBeInstanceOf(UuidKeyedTokenStore);
       expect((app.get(ProcoreTokenStore) as UuidKeyedTokenStore).pings).toBe(1);
-    } finally {
-      await app.close();
-      await fake.close();
-    }
-  });
+    }));
 
-  it('probes the database through the store in use; the count needs the TypeORM store', async () => {
-    const fake = await FakeProcoreServer.start();
-    const moduleRef = await Test.createTestingModule({
-      imports: [
-        ProcoreAuthModule.forRoot({
-          ...fakeProcoreOptions(fake),
-          storage: { tokens: InMemoryProcoreTokenStore, states: InMemoryProcoreOAuthStateStore },
-        }),
-      ],
-    }).compile();
-    const app = moduleRef.createNestApplication({ logger: new RecordingLogger() });
-    await app.init();
-    try {
+  it('probes the database through the store in use; the count needs the TypeORM store', () =>
+    withStoreApp(InMemoryProcoreTokenStore, async (app) => {
       const result = await app.get(ProcoreHealthIndicator).isHealthy('tokens');
 
       expect(result).toEqual({ tokens: { status: 'up', database: 'up', tokenEndpoint: 'up' } });
-    } finally {
-      await app.close();
-      await fake.close();
-    }
-  });
+    }));
 });
