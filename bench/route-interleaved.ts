@@ -11,59 +11,24 @@
  * the request headers (see below).
  */
 import 'reflect-metadata';
-import {
-  Controller,
-  createParamDecorator,
-  Get,
-  Injectable,
-  Module,
-  type PipeTransform,
-} from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Agent, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ProcoreAuthModule, ProcoreTokenService, ProcoreToken } from 'nestjs-procore-auth';
+import { ProcoreAuthModule, ProcoreTokenService } from 'nestjs-procore-auth';
 import {
   FakeProcoreServer,
   InMemoryProcoreOAuthStateStore,
   InMemoryProcoreTokenStore,
 } from 'nestjs-procore-auth/testing';
 import { runBenchmark } from './support/main.js';
+import { RouteOverheadController } from './support/route-controller.js';
 import { generateEncryptionKey } from './support/procore.js';
 import { fmt, median, printBlock, recordFigures } from './support/stats.js';
 
 const ROUTES = ['without', 'with', 'control'] as const;
 type Route = (typeof ROUTES)[number];
 const OWNER = 'bench-user';
-const BODY = { ok: true };
-
-@Injectable()
-class ControlPipe implements PipeTransform<unknown, Promise<string>> {
-  async transform(): Promise<string> {
-    return 'control';
-  }
-}
-const ControlParam = () => createParamDecorator(() => null)(undefined, ControlPipe);
-
-@Controller()
-class BenchController {
-  @Get('control')
-  control(@ControlParam() value: string) {
-    void value;
-    return BODY;
-  }
-
-  @Get('with')
-  with(@ProcoreToken() token: string) {
-    void token;
-    return BODY;
-  }
-
-  @Get('without')
-  without() {
-    return BODY;
-  }
-}
 
 function get(agent: Agent, port: number, path: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -100,7 +65,7 @@ async function main(): Promise<void> {
           (req as { headers: Record<string, string | undefined> }).headers['x-user-id'],
       }),
     ],
-    controllers: [BenchController],
+    controllers: [RouteOverheadController],
   })
   class InterleavedModule {}
   const platform = process.env['BENCH_ROUTE_PLATFORM'] ?? 'express';

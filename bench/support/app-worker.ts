@@ -5,15 +5,7 @@
  * pools and caches, as separate deployments have.
  */
 import 'reflect-metadata';
-import {
-  Controller,
-  createParamDecorator,
-  Get,
-  Injectable,
-  Module,
-  type INestApplication,
-  type PipeTransform,
-} from '@nestjs/common';
+import { Controller, Get, Module, type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { setMaxListeners } from 'node:events';
@@ -48,43 +40,11 @@ import type {
   WorkerReply,
   WorkerRequest,
 } from './protocol.js';
+import { RouteOverheadController } from './route-controller.js';
 
-/** The same tiny body from both routes, so the only difference is the decorator. */
-const BODY = { ok: true };
-
-/**
- * A control for route-overhead: a custom parameter decorator with an async pipe, the same shape
- * as `@ProcoreToken()` (createParamDecorator + an injectable pipe), doing no work. It separates
- * what Nest's parameter/pipe machinery costs from what the library costs.
- */
-@Injectable()
-class ControlPipe implements PipeTransform<unknown, Promise<string>> {
-  async transform(): Promise<string> {
-    return 'control';
-  }
-}
-const ControlParam = () => createParamDecorator(() => null)(undefined, ControlPipe);
-
+/** api-client-overhead's two routes (route-overhead's three are in RouteOverheadController). */
 @Controller()
-class BenchController {
-  @Get('control')
-  control(@ControlParam() value: string) {
-    void value;
-    return BODY;
-  }
-
-  /** Resolves a valid Procore token for the `x-user-id` owner; does not return it. */
-  @Get('with')
-  with(@ProcoreToken() token: string) {
-    void token;
-    return BODY;
-  }
-
-  @Get('without')
-  without() {
-    return BODY;
-  }
-
+class ApiBenchController {
   /** api-client-overhead: Procore's `/me` through the package's client, as the sample does. */
   @Get('api/client')
   apiClient(@ProcoreApi() procore: ProcoreScopedClient) {
@@ -150,7 +110,7 @@ async function init(cfg: WorkerConfig): Promise<WorkerCommands['init']['result']
         ...cfg.options,
       }),
     ],
-    controllers: cfg.http ? [BenchController] : [],
+    controllers: cfg.http ? [RouteOverheadController, ApiBenchController] : [],
   })
   class BenchAppModule {}
 
