@@ -25,7 +25,9 @@ export function procoreRequestOrFirstArgument(context: ExecutionContext, user: s
 
 function requestOf(context: ExecutionContext, user: string, ownerNeeded: boolean): unknown {
   const type = context.getType<string>();
-  if (type === 'http') return context.switchToHttp().getRequest<unknown>();
+  // The request is the first argument (what `switchToHttp().getRequest()` returns, without its
+  // per-call object: this runs on every request of a decorated route).
+  if (type === 'http') return context.getArgByIndex<unknown>(0);
   if (type === 'graphql') {
     const gqlContext = context.getArgByIndex<Record<string, unknown> | undefined>(2);
     const request =

@@ -33,6 +33,30 @@ describe('ProcoreParamResolvers', () => {
     expect(resolvers.find(undefined).name).toBe('second');
   });
 
+  it('with one application, answers without reading the request; with several, never a closed one', () => {
+    const resolvers = new ProcoreParamResolvers<{ name: string }>('@ProcoreToken()');
+    const firstApp = () => undefined;
+    const first = { name: 'first' };
+    resolvers.register(first, hostOf(firstApp));
+    const untouchable = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('the request was read');
+        },
+      },
+    );
+    expect(resolvers.find(untouchable)).toBe(first);
+
+    const second = { name: 'second' };
+    const third = { name: 'third' };
+    resolvers.register(second, hostOf(() => undefined));
+    resolvers.register(third, hostOf(() => undefined));
+    resolvers.unregister(first);
+    // firstApp still carries the closed app's resolver: it is not handed out.
+    expect(() => resolvers.find({ app: firstApp })).toThrow(/could not tell which of 2/);
+  });
+
   it('says what to do when no application registered one', () => {
     const resolvers = new ProcoreParamResolvers<object>('@ProcoreApi()');
     expect(() => resolvers.find({})).toThrow(

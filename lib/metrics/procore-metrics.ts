@@ -163,7 +163,8 @@ export class ProcoreMetrics implements OnModuleInit {
   }
 
   cacheHit(): void {
-    this.measure((instruments) => instruments.cacheHits.add(1));
+    // Checked here, not only in measure(): no closure is built on the hot path when metrics are off.
+    if (this.instruments) this.measure((instruments) => instruments.cacheHits.add(1));
   }
 
   cacheMiss(): void {

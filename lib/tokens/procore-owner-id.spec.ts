@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
 import { ProcoreAuthError } from '../errors/procore-auth.error.js';
 import { ProcoreInvalidOwnerError } from '../errors/procore-invalid-owner.error.js';
-import { normalizeOwner, type ProcoreOwnerId } from './procore-owner-id.js';
+import { normalizeOwner, ownerLookupKey, type ProcoreOwnerId } from './procore-owner-id.js';
 
 /** The error `work` throws (fails the test when it throws nothing). */
 function thrownBy(work: () => unknown): Error {
@@ -203,9 +203,28 @@ describe('normalizeOwner', () => {
       );
     });
   });
+
+  describe('ownerLookupKey (the cache lookup before normalizeOwner)', () => {
+    it('is the stored form of every id normalizeOwner accepts, so a cached id is found under it', () => {
+      const id = fc.oneof(utf16String(300), fc.integer(), fc.double());
+      fc.assert(
+        fc.property(id, (input) => {
+          const stored = tryNormalize(input);
+          if (stored !== undefined) expect(ownerLookupKey(input)).toBe(stored);
+        }),
+      );
+    });
+
+    it('refuses, before any lookup, what cannot be an id: over-long strings and bad numbers', () => {
+      expect(() => ownerLookupKey('x'.repeat(256))).toThrow(ProcoreInvalidOwnerError);
+      expect(() => ownerLookupKey('x'.repeat(10_000_000))).toThrow(ProcoreInvalidOwnerError);
+      expect(() => ownerLookupKey(1.5)).toThrow(ProcoreInvalidOwnerError);
+      expect(ownerLookupKey(42)).toBe('42');
+    });
+  });
 });
 
-function tryNormalize(value: string): string | undefined {
+function tryNormalize(value: ProcoreOwnerId): string | undefined {
   try {
     return normalizeOwner(value);
   } catch {

@@ -38,6 +38,18 @@ export function normalizeOwner(ownerId: ProcoreOwnerId): string {
   return value;
 }
 
+/**
+ * The key to look an owner up by in memory before `normalizeOwner()` has run (the hot path): a
+ * string no longer than an id can be, as it is. Only normalized ids are ever stored under such
+ * keys, so a string found there is a valid id; the caller runs `normalizeOwner()` on a miss.
+ * Anything else (a number, an over-long string) is normalized, or refused, first.
+ */
+export function ownerLookupKey(ownerId: ProcoreOwnerId): string {
+  return typeof ownerId === 'string' && ownerId.length <= MAX_OWNER_LENGTH
+    ? ownerId
+    : normalizeOwner(ownerId);
+}
+
 /** A string as given; an integer number in decimal (`42`, not `42.0`); anything else is refused. */
 function ownerIdString(ownerId: unknown): string {
   if (typeof ownerId === 'string') return ownerId;

@@ -20,7 +20,7 @@ import { asProcoreError } from '../storage/storage-errors.js';
 import { ProcoreTokenStore, type ProcoreTokenRecord } from '../storage/procore-token.store.js';
 import { AccessTokenCache } from './access-token.cache.js';
 import { LastUsedRecorder } from './last-used.recorder.js';
-import { normalizeOwner, type ProcoreOwnerId } from './procore-owner-id.js';
+import { normalizeOwner, ownerLookupKey, type ProcoreOwnerId } from './procore-owner-id.js';
 import { SingleFlight } from './single-flight.js';
 
 /** A stored connection as the public API shows it: status and timestamps, never a secret. */
@@ -84,9 +84,13 @@ export class ProcoreUserTokens implements BeforeApplicationShutdown {
   }
 
   cachedAccessToken(ownerId: ProcoreOwnerId): string | undefined {
-    const owner = normalizeOwner(ownerId);
+    // The full check of the id runs on a miss only: see ownerLookupKey().
+    const owner = ownerLookupKey(ownerId);
     const cached = this.cache.get(owner, this.skewMs);
-    if (cached === undefined) return undefined;
+    if (cached === undefined) {
+      normalizeOwner(owner);
+      return undefined;
+    }
     this.metrics.cacheHit();
     this.lastUsed.record(owner);
     return cached;
