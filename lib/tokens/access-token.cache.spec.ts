@@ -4,10 +4,20 @@ import { AccessTokenCache } from './access-token.cache.js';
 const inMinutes = (minutes: number) => new Date(Date.now() + minutes * 60_000);
 const SKEW_MS = 120_000;
 
-/** A clock the test moves by hand: time is the subject here. */
+/** A wall clock the test moves by hand (starting now, on a whole second): time is the subject. */
 function manualClock() {
-  let now = 1_000;
-  return { now: () => now, advance: (ms: number) => (now += ms) };
+  let now = Math.floor(Date.now() / 1000) * 1000;
+  return {
+    now: () => now,
+    advance: (ms: number) => (now += ms),
+    inMinutes: (minutes: number) => new Date(now + minutes * 60_000),
+  };
+}
+
+/** A use recorder that counts what reaches it. */
+function countingRecorder(intervalMs: number) {
+  const recorded: string[] = [];
+  return { intervalMs, recorded, record: (ownerId: string) => recorded.push(ownerId) };
 }
 
 describe('AccessTokenCache', () => {
@@ -55,8 +65,7 @@ describe('AccessTokenCache', () => {
   });
 
   it('judges expiry on the wall clock: a token is not served once the clock passes its expiry minus the skew, even inside ttlSeconds', () => {
-    const clock = manualClock();
-    const cache = new AccessTokenCache(10, 60, clock);
+    const cache = new AccessTokenCache(10, 60);
     const expiresAt = inMinutes(10);
     cache.set('owner', 'token', expiresAt);
     expect(cache.get('owner', SKEW_MS)).toBe('token');
@@ -64,6 +73,76 @@ describe('AccessTokenCache', () => {
     jest.spyOn(Date, 'now').mockReturnValue(expiresAt.getTime() - SKEW_MS + 1);
     expect(cache.get('owner', SKEW_MS)).toBeUndefined();
     expect(cache.size).toBe(0);
+  });
+
+  it('never serves a token later than its expiry minus the skew, to the millisecond, though it keeps whole seconds', () => {
+    const clock = manualClock();
+    const cache = new AccessTokenCache(10, 600, clock);
+    // An expiry 999 ms past a whole second: rounded down, never up.
+    const expiresAt = new Date(clock.now() + 5 * 60_000 + 999);
+    cache.set('owner', 'token', expiresAt);
+    clock.advance(expiresAt.getTime() - SKEW_MS - clock.now() - 1_000);
+    expect(cache.get('owner', SKEW_MS)).toBe('token');
+    clock.advance(1_000);
+    expect(cache.get('owner', SKEW_MS)).toBeUndefined();
+  });
+
+  it('expires entries early, never late, when the wall clock is set back', () => {
+    const clock = manualClock();
+    const cache = new AccessTokenCache(10, 60, clock);
+    cache.set('owner', 'token', clock.inMinutes(60));
+    clock.advance(-5_000);
+    // Without the bound, the entry would live 65 s instead of 60.
+    expect(cache.get('owner', SKEW_MS)).toBeUndefined();
+  });
+
+  it('passes the first use of an entry to the use recorder, then at most once per interval', () => {
+    const clock = manualClock();
+    const recorder = countingRecorder(30_000);
+    const cache = new AccessTokenCache(10, 60, clock, recorder);
+    cache.set('owner', 'token', clock.inMinutes(60));
+
+    expect(cache.use('owner', SKEW_MS)).toBe('token');
+    expect(cache.use('owner', SKEW_MS)).toBe('token');
+    clock.advance(29_000);
+    expect(cache.use('owner', SKEW_MS)).toBe('token');
+    expect(recorder.recorded).toEqual(['owner']);
+
+    clock.advance(1_000);
+    expect(cache.use('owner', SKEW_MS)).toBe('token');
+    expect(cache.use('owner', SKEW_MS)).toBe('token');
+    expect(recorder.recorded).toEqual(['owner', 'owner']);
+    // get() is not a use; a new token (set) is recorded again on its first use.
+    cache.get('owner', SKEW_MS);
+    cache.set('owner', 'token-2', clock.inMinutes(60));
+    expect(cache.use('owner', SKEW_MS)).toBe('token-2');
+    expect(recorder.recorded).toHaveLength(3);
+  });
+
+  it('records every use with interval 0, and never one of a token it does not serve', () => {
+    const clock = manualClock();
+    const recorder = countingRecorder(0);
+    const cache = new AccessTokenCache(10, 60, clock, recorder);
+    cache.set('owner', 'token', clock.inMinutes(60));
+    cache.set('expiring', 'token', clock.inMinutes(1));
+    cache.use('owner', SKEW_MS);
+    cache.use('owner', SKEW_MS);
+    expect(cache.use('expiring', SKEW_MS)).toBeUndefined();
+    expect(cache.use('unknown', SKEW_MS)).toBeUndefined();
+    expect(recorder.recorded).toEqual(['owner', 'owner']);
+  });
+
+  it('keeps an entry where it was in the LRU and its deadline when it records a use', () => {
+    const clock = manualClock();
+    const cache = new AccessTokenCache(2, 60, clock, countingRecorder(0));
+    cache.set('a', 'token-a', clock.inMinutes(30));
+    clock.advance(30_000);
+    cache.set('b', 'token-b', clock.inMinutes(30));
+    expect(cache.use('a', SKEW_MS)).toBe('token-a'); // a is now more recent than b
+    cache.set('c', 'token-c', clock.inMinutes(30));
+    expect(cache.get('b', SKEW_MS)).toBeUndefined();
+    clock.advance(30_000); // 60 s after a was set: the use did not extend its life
+    expect(cache.use('a', SKEW_MS)).toBeUndefined();
   });
 
   it('never serves a token that has already expired (or has no valid expiry)', () => {

@@ -1,11 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type { ProcoreTokenStore } from '../storage/procore-token.store.js';
+import type { AccessTokenUseRecorder } from './access-token.cache.js';
 
 /**
  * Records "last used" off the hot path: at most once per `intervalMs` per owner, written in one
- * batched statement on the next tick. The scheduler uses it to skip idle connections.
+ * batched statement on the next tick. The scheduler uses it to skip idle connections. A cache hit
+ * reaches it only once per interval per cached entry (`AccessTokenCache.use()`).
  */
-export class LastUsedRecorder {
+export class LastUsedRecorder implements AccessTokenUseRecorder {
   private readonly logger = new Logger('ProcoreAuth');
   private readonly lastRecorded = new Map<string, number>();
   private pending = new Set<string>();
@@ -14,7 +16,7 @@ export class LastUsedRecorder {
 
   constructor(
     private readonly store: ProcoreTokenStore,
-    private readonly intervalMs: number,
+    readonly intervalMs: number,
   ) {}
 
   record(ownerId: string): void {

@@ -65,8 +65,13 @@ export class ProcoreUserTokens implements BeforeApplicationShutdown {
     private readonly inFlight: ProcoreInFlightOperations,
     private readonly metrics: ProcoreMetrics,
   ) {
-    this.cache = new AccessTokenCache(options.cache.maxEntries, options.cache.ttlSeconds);
     this.lastUsed = new LastUsedRecorder(store, options.touchIntervalSeconds * 1000);
+    this.cache = new AccessTokenCache(
+      options.cache.maxEntries,
+      options.cache.ttlSeconds,
+      Date,
+      this.lastUsed,
+    );
   }
 
   private get skewMs(): number {
@@ -86,13 +91,13 @@ export class ProcoreUserTokens implements BeforeApplicationShutdown {
   cachedAccessToken(ownerId: ProcoreOwnerId): string | undefined {
     // The full check of the id runs on a miss only: see ownerLookupKey().
     const owner = ownerLookupKey(ownerId);
-    const cached = this.cache.get(owner, this.skewMs);
+    // A hit records the use too (at most once per touch interval per entry).
+    const cached = this.cache.use(owner, this.skewMs);
     if (cached === undefined) {
       normalizeOwner(owner);
       return undefined;
     }
     this.metrics.cacheHit();
-    this.lastUsed.record(owner);
     return cached;
   }
 
