@@ -86,7 +86,9 @@ export interface ProcoreSchedulerOptions {
 
 /** The in-memory cache of valid access tokens (the hot path). */
 export interface ProcoreCacheOptions {
-  /** Owners kept (least recently used evicted first). Default `10000`. */
+  /**
+   * Owners kept; when full, the entry that expires first (the oldest) makes room. Default `10000`.
+   */
   maxEntries?: number;
   /**
    * Longest time an entry is served without looking at the database, in seconds: bounds how long

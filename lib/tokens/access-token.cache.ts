@@ -1,5 +1,3 @@
-import { LRUCache } from 'lru-cache';
-
 /** Characters of one packed number: 4 × 8 bits, whole seconds since 1970 up to the year 2106. */
 const NUMBER_CHARS = 4;
 /** Where each number sits in the header in front of the token. */
@@ -17,44 +15,48 @@ export interface AccessTokenUseRecorder {
 }
 
 /**
- * Bounded LRU cache of valid access tokens: the hot path serves from here with no database
+ * Bounded in-memory cache of valid access tokens: the hot path serves from here with no database
  * round trip. An entry lives at most `ttlSeconds` (so a revoke on another instance is seen within
  * that time) and is never served once less than the refresh skew remains.
  *
  * Memory: each entry is ONE string, the token behind a 12-character header holding, in whole
  * seconds, the token's expiry, the entry's deadline and when a use of it was last recorded, so it
  * weighs what the token alone does (within the 8-byte alignment of V8 strings): no wrapper
- * object, no boxed number, and no per-entry TTL arrays in the LRU (its own TTL tracking is not
- * used). Beyond the token and owner id strings, an entry costs ~45 bytes, plus ~28 bytes per slot
- * of `maxEntries` that the LRU allocates up front (bench/cache-and-queries.ts).
+ * object and no boxed number (bench/cache-and-queries.ts).
  *
- * Speed: a hit reads the clock once (`Date.now()`) and touches that one string. The deadline is
- * on the wall clock too: an entry is served only while its deadline lies between now and now +
- * `ttlSeconds`, so a clock set back expires entries early instead of keeping them longer.
+ * Eviction: a `Map` in insertion order. Every entry lives the same `ttlSeconds`, so insertion
+ * order is deadline order, and a full cache drops the entry that expires first. Unlike an LRU,
+ * a hit moves nothing (no write on the hot path); a much-used owner dropped that way costs one
+ * indexed read, which its entry's deadline would have cost within `ttlSeconds` anyway.
+ *
+ * Speed: a hit is one `Map` lookup, one clock read (`Date.now()`) and that one string. The
+ * deadline is on the wall clock too: an entry is served only while its deadline lies between now
+ * and now + `ttlSeconds`, so a clock set back expires entries early instead of keeping them longer.
  * Seconds, not milliseconds: the expiry is rounded down and the deadline's start too, so a token
  * is never served later than it would be to the millisecond.
  */
 export class AccessTokenCache {
-  private readonly cache: LRUCache<string, string> | undefined;
+  private readonly entries = new Map<string, string>();
   private readonly ttlMs: number;
+  private readonly enabled: boolean;
 
   /** `clock` is the wall clock (`Date` by default; tests pass their own). */
   constructor(
-    maxEntries: number,
+    private readonly maxEntries: number,
     ttlSeconds: number,
     private readonly clock: { now(): number } = Date,
     private readonly uses?: AccessTokenUseRecorder,
   ) {
     this.ttlMs = ttlSeconds * 1000;
-    this.cache = maxEntries > 0 && ttlSeconds > 0 ? new LRUCache({ max: maxEntries }) : undefined;
+    this.enabled = maxEntries > 0 && ttlSeconds > 0;
   }
 
   /** The cached token when more than `skewMs` of it remains. */
   get(ownerId: string, skewMs: number): string | undefined {
-    const entry = this.cache?.get(ownerId);
+    const entry = this.entries.get(ownerId);
     if (entry === undefined) return undefined;
     if (this.servable(entry, this.clock.now(), skewMs)) return entry.slice(HEADER_CHARS);
-    this.cache?.delete(ownerId);
+    this.entries.delete(ownerId);
     return undefined;
   }
 
@@ -63,43 +65,47 @@ export class AccessTokenCache {
    * entry was recorded within its interval (so a hit costs no lookup of the recorder's own).
    */
   use(ownerId: string, skewMs: number): string | undefined {
-    const entry = this.cache?.get(ownerId);
+    const entry = this.entries.get(ownerId);
     if (entry === undefined) return undefined;
     const now = this.clock.now();
     if (!this.servable(entry, now, skewMs)) {
-      this.cache?.delete(ownerId);
+      this.entries.delete(ownerId);
       return undefined;
     }
     if (this.uses && now - readSeconds(entry, USE_RECORDED) * 1000 >= this.uses.intervalMs) {
       this.uses.record(ownerId);
-      this.cache?.set(ownerId, stamped(entry, now));
+      // Same key: the entry keeps its place (and its deadline).
+      this.entries.set(ownerId, stamped(entry, now));
     }
     return entry.slice(HEADER_CHARS);
   }
 
   set(ownerId: string, token: string, expiresAt: Date): void {
-    if (!this.cache) return;
+    // Deleted first, so the new entry goes last: insertion order stays deadline order.
+    this.entries.delete(ownerId);
+    if (!this.enabled) return;
     const expiry = Math.floor(expiresAt.getTime() / 1000);
     const start = Math.floor(this.clock.now() / 1000);
-    if (!(expiry > 0) || !(start >= 0)) {
-      this.cache.delete(ownerId);
-      return;
+    if (!(expiry > 0) || !(start >= 0)) return;
+    if (this.entries.size >= this.maxEntries) {
+      const first = this.entries.keys().next();
+      if (!first.done) this.entries.delete(first.value);
     }
     // No use recorded yet (0): the first use of the entry is passed on to the recorder.
     const header = writeSeconds(expiry) + writeSeconds(start + this.ttlMs / 1000) + writeSeconds(0);
-    this.cache.set(ownerId, packed(header, token));
+    this.entries.set(ownerId, packed(header, token));
   }
 
   delete(ownerId: string): void {
-    this.cache?.delete(ownerId);
+    this.entries.delete(ownerId);
   }
 
   clear(): void {
-    this.cache?.clear();
+    this.entries.clear();
   }
 
   get size(): number {
-    return this.cache?.size ?? 0;
+    return this.entries.size;
   }
 
   private servable(entry: string, now: number, skewMs: number): boolean {
@@ -114,8 +120,7 @@ export class AccessTokenCache {
 
 /** The entry with its "use recorded" time set to `now`. */
 function stamped(entry: string, now: number): string {
-  const header =
-    entry.slice(0, USE_RECORDED) + writeSeconds(Math.floor(now / 1000));
+  const header = entry.slice(0, USE_RECORDED) + writeSeconds(Math.floor(now / 1000));
   return packed(header, entry.slice(HEADER_CHARS));
 }
 
