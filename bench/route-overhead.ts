@@ -19,20 +19,23 @@ import { generateEncryptionKey, workerConfig } from './support/procore.js';
 import { fmt, mean, median, ms, printBlock, recordFigures } from './support/stats.js';
 import { AppWorker } from './support/worker-client.js';
 
-const DURATION_S = Number(process.env['BENCH_ROUTE_DURATION_S'] ?? 5);
-const ROUNDS = Number(process.env['BENCH_ROUTE_ROUNDS'] ?? 6);
+const DURATION_S = Number(process.env['BENCH_ROUTE_DURATION_S'] ?? 2);
+const ROUNDS = Number(process.env['BENCH_ROUTE_ROUNDS'] ?? 15);
 const WARMUP_S = Number(process.env['BENCH_ROUTE_WARMUP_S'] ?? 3);
 const CONNECTIONS = 10;
 const OWNER = 'bench-user';
-const ROUTES = ['with', 'without', 'control'] as const;
+const ROUTES = ['with', 'without', 'control', 'again'] as const;
 type Route = (typeof ROUTES)[number];
 /**
  * Each route once per round, the order rotated and reversed from round to round, so drift
  * (noisy neighbours on this VM) hits every route alike; ratios are taken within each round and
- * the median over rounds is reported beside the ratio of the means.
+ * the median over rounds is reported beside the ratio of the means. Many short rounds (15 × 2 s)
+ * rather than a few long ones (6 × 5 s, until issue 11): the same time per route, but adjacent
+ * windows closer in time and a median over more of them.
  */
 function roundOrder(round: number): Route[] {
-  const rotated = [...ROUTES.slice(round % 3), ...ROUTES.slice(0, round % 3)];
+  const shift = round % ROUTES.length;
+  const rotated = [...ROUTES.slice(shift), ...ROUTES.slice(0, shift)];
   return round % 2 ? rotated.reverse() : rotated;
 }
 
@@ -95,7 +98,7 @@ async function main(): Promise<void> {
         const cpuUs = after.userUs + after.systemUs - before.userUs - before.systemUs;
         return { result, cpuUsPerRequest: cpuUs / result.requests.total };
       };
-      const runs: Record<Route, Run[]> = { with: [], without: [], control: [] };
+      const runs: Record<Route, Run[]> = { with: [], without: [], control: [], again: [] };
       for (let round = 0; round < ROUNDS; round++) {
         for (const route of roundOrder(round)) runs[route].push(await measure(route));
       }
@@ -111,6 +114,9 @@ async function main(): Promise<void> {
       const roundRatios = perRound(rps, 'with', 'without');
       const medianRatio = median(roundRatios);
       const medianRatioControl = median(perRound(rps, 'with', 'control'));
+      // A/A: the same handler under two paths. How far its ratio strays from 1 is this run's noise.
+      const aaRatios = perRound(rps, 'again', 'without');
+      const medianRatioAA = median(aaRatios);
       // Capacity ratio from CPU time: what the app could serve with vs without, CPU-bound.
       const cpuRatio = median(perRound(cpu, 'without', 'with'));
       const cpuUs = (route: Route) => median(cpu(route));
@@ -124,7 +130,7 @@ async function main(): Promise<void> {
         values.map((v) => fmt(v, digits)).join(', ');
       const latency = (route: Route) => `${ms(p(route, 'p50'))} / ${ms(p(route, 'p99'))}`;
       printBlock(
-        `route-overhead  (Express app in its own process, ${CONNECTIONS} connections, ${ROUNDS} rounds × 3 routes × ${DURATION_S} s, order rotated each round, autocannon in the parent)`,
+        `route-overhead  (Express app in its own process, ${CONNECTIONS} connections, ${ROUNDS} rounds × ${ROUTES.length} routes × ${DURATION_S} s, order rotated each round, autocannon in the parent)`,
         [
           ['GET /with    req/s', `${fmt(withRps)}  (runs: ${list(rps('with'))})`],
           ['GET /without req/s', `${fmt(withoutRps)}  (runs: ${list(rps('without'))})`],
@@ -142,6 +148,10 @@ async function main(): Promise<void> {
           ],
           ['ratio with/control, req/s', `${fmt(medianRatioControl, 3)} median of rounds`],
           [
+            'A/A ratio again/without, req/s',
+            `${fmt(medianRatioAA, 3)} median of rounds  (rounds: ${list(aaRatios, 3)}; the same route twice: what noise alone gives)`,
+          ],
+          [
             'extra app CPU per request',
             `with − without ${fmt(extraUs)} µs (the decorator, all of it); control − without ${fmt(nestParamUs)} µs (an async parameter pipe, for comparison); with − control ${fmt(libraryUs)} µs`,
           ],
@@ -157,6 +167,9 @@ async function main(): Promise<void> {
         roundRatioMin: Math.min(...roundRatios),
         roundRatioMax: Math.max(...roundRatios),
         medianRatioControl,
+        medianRatioAA,
+        aaRoundRatioMin: Math.min(...aaRatios),
+        aaRoundRatioMax: Math.max(...aaRatios),
         cpuRatio,
         cpuUsWith: cpuUs('with'),
         cpuUsWithout: cpuUs('without'),

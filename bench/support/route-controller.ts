@@ -23,7 +23,7 @@ class ControlPipe implements PipeTransform<unknown, Promise<string>> {
 }
 const ControlParam = () => createParamDecorator(() => null)(undefined, ControlPipe);
 
-/** The three routes route-overhead and route-interleaved compare. */
+/** The routes route-overhead and route-interleaved compare. */
 @Controller()
 export class RouteOverheadController {
   @Get('control')
@@ -41,6 +41,12 @@ export class RouteOverheadController {
 
   @Get('without')
   without() {
+    return BODY;
+  }
+
+  /** `/without` again, under another path: an A/A comparison shows what noise alone gives. */
+  @Get('again')
+  again() {
     return BODY;
   }
 }
