@@ -26,7 +26,7 @@ import { RouteOverheadController } from './support/route-controller.js';
 import { generateEncryptionKey } from './support/procore.js';
 import { fmt, median, printBlock, recordFigures } from './support/stats.js';
 
-const ROUTES = ['without', 'with', 'control'] as const;
+const ROUTES = ['without', 'with', 'control', 'param'] as const;
 type Route = (typeof ROUTES)[number];
 const OWNER = 'bench-user';
 
@@ -93,7 +93,7 @@ async function main(): Promise<void> {
     await app.listen(0, '127.0.0.1');
     await app.get(ProcoreTokenService).importTokens(OWNER, fake.issueTokens());
     const { port } = app.getHttpServer().address() as AddressInfo;
-    const latencies: Record<Route, number[]> = { without: [], with: [], control: [] };
+    const latencies: Record<Route, number[]> = { without: [], with: [], control: [], param: [] };
     for (let i = 0; i < WARMUP_REQUESTS + REQUESTS; i++) {
       for (let j = 0; j < ROUTES.length; j++) {
         const route = ROUTES[(i + j) % ROUTES.length];
@@ -107,6 +107,7 @@ async function main(): Promise<void> {
     const withUs = med('with');
     const withoutUs = med('without');
     const controlUs = med('control');
+    const paramUs = med('param');
     printBlock(
       `route-interleaved  (${platform}, ${REQUESTS} requests per route after ${WARMUP_REQUESTS}, one at a time, routes interleaved; client in the same process; ${authStandIn ? 'every route reads the headers (authentication stand-in)' : 'no authentication stand-in'})`,
       [
@@ -123,7 +124,12 @@ async function main(): Promise<void> {
           'ratio without/with (requests a second, one at a time)',
           `${fmt(withoutUs / withUs, 3)} (target ≥ 0.97: ${withoutUs / withUs >= 0.97 ? 'met' : 'NOT met'})`,
         ],
+        [
+          'GET /param (a constant parameter, no pipe) median',
+          `${fmt(paramUs, 1)} µs (${fmt(paramUs - withoutUs, 2)} µs more)`,
+        ],
         ['ratio control/with', fmt(controlUs / withUs, 3)],
+        ['ratio param/with (over the cheapest parameter)', fmt(paramUs / withUs, 3)],
       ],
     );
     recordFigures('route-interleaved', {
@@ -133,6 +139,9 @@ async function main(): Promise<void> {
       medianUsControl: controlUs,
       extraUsWith: withUs - withoutUs,
       extraUsControl: controlUs - withoutUs,
+      medianUsParam: paramUs,
+      extraUsParam: paramUs - withoutUs,
+      ratioParamOverWith: paramUs / withUs,
       ratioWithoutOverWith: withoutUs / withUs,
       ratioControlOverWith: controlUs / withUs,
     });

@@ -24,7 +24,7 @@ const ROUNDS = Number(process.env['BENCH_ROUTE_ROUNDS'] ?? 15);
 const WARMUP_S = Number(process.env['BENCH_ROUTE_WARMUP_S'] ?? 3);
 const CONNECTIONS = 10;
 const OWNER = 'bench-user';
-const ROUTES = ['with', 'without', 'control', 'again'] as const;
+const ROUTES = ['with', 'without', 'control', 'param', 'again'] as const;
 type Route = (typeof ROUTES)[number];
 /**
  * Each route once per round, the order rotated and reversed from round to round, so drift
@@ -98,7 +98,13 @@ async function main(): Promise<void> {
         const cpuUs = after.userUs + after.systemUs - before.userUs - before.systemUs;
         return { result, cpuUsPerRequest: cpuUs / result.requests.total };
       };
-      const runs: Record<Route, Run[]> = { with: [], without: [], control: [], again: [] };
+      const runs: Record<Route, Run[]> = {
+        with: [],
+        without: [],
+        control: [],
+        param: [],
+        again: [],
+      };
       for (let round = 0; round < ROUNDS; round++) {
         for (const route of roundOrder(round)) runs[route].push(await measure(route));
       }
@@ -114,6 +120,8 @@ async function main(): Promise<void> {
       const roundRatios = perRound(rps, 'with', 'without');
       const medianRatio = median(roundRatios);
       const medianRatioControl = median(perRound(rps, 'with', 'control'));
+      const paramRatios = perRound(rps, 'with', 'param');
+      const medianRatioParam = median(paramRatios);
       // A/A: the same handler under two paths. How far its ratio strays from 1 is this run's noise.
       const aaRatios = perRound(rps, 'again', 'without');
       const medianRatioAA = median(aaRatios);
@@ -144,9 +152,13 @@ async function main(): Promise<void> {
           ],
           [
             'ratio with/without, app CPU',
-            `${fmt(cpuRatio, 3)}  (app CPU per request: with ${fmt(cpuUs('with'))} µs, without ${fmt(cpuUs('without'))} µs, control ${fmt(cpuUs('control'))} µs; medians)`,
+            `${fmt(cpuRatio, 3)}  (app CPU per request: with ${fmt(cpuUs('with'))} µs, without ${fmt(cpuUs('without'))} µs, control ${fmt(cpuUs('control'))} µs, param ${fmt(cpuUs('param'))} µs, again ${fmt(cpuUs('again'))} µs; medians)`,
           ],
           ['ratio with/control, req/s', `${fmt(medianRatioControl, 3)} median of rounds`],
+          [
+            'ratio with/param, req/s',
+            `${fmt(medianRatioParam, 3)} median of rounds  (rounds: ${list(paramRatios, 3)}; over the cheapest parameter: a constant, no pipe)`,
+          ],
           [
             'A/A ratio again/without, req/s',
             `${fmt(medianRatioAA, 3)} median of rounds  (rounds: ${list(aaRatios, 3)}; the same route twice: what noise alone gives)`,
@@ -168,12 +180,15 @@ async function main(): Promise<void> {
         roundRatioMax: Math.max(...roundRatios),
         medianRatioControl,
         medianRatioAA,
+        medianRatioParam,
         aaRoundRatioMin: Math.min(...aaRatios),
         aaRoundRatioMax: Math.max(...aaRatios),
         cpuRatio,
         cpuUsWith: cpuUs('with'),
         cpuUsWithout: cpuUs('without'),
         cpuUsControl: cpuUs('control'),
+        cpuUsAgain: cpuUs('again'),
+        cpuUsParam: cpuUs('param'),
         extraCpuUs: extraUs,
         nestParamPipeCpuUs: nestParamUs,
         libraryCpuUs: libraryUs,
