@@ -64,7 +64,8 @@ describe('ProcoreHealthIndicator with @nestjs/terminus (real PostgreSQL, fake Pr
           url: proxy.url(database.url),
           entities: procoreAuthEntities,
           retryAttempts: 0,
-          extra: { connectionTimeoutMillis: 500 },
+          // Bounded, for a cut proxy; generous, for a loaded CI machine (500 ms once timed out there).
+          extra: { connectionTimeoutMillis: 5_000 },
         }),
         ProcoreAuthModule.forRoot(fakeProcoreOptions(fake)),
       ],

@@ -31,9 +31,14 @@ describe('the request of a GraphQL resolver whose context has none', () => {
     );
   });
 
-  it.each(contexts)('has no request for a service account with %s (no owner needed)', (_, context) => {
-    expect(procoreRequestOrFirstArgument(graphqlCall(context), '@ProcoreToken()')).toBeUndefined();
-  });
+  it.each(contexts)(
+    'has no request for a service account with %s (no owner needed)',
+    (_, context) => {
+      expect(
+        procoreRequestOrFirstArgument(graphqlCall(context), '@ProcoreToken()'),
+      ).toBeUndefined();
+    },
+  );
 
   it('ProcoreAuthGuard refuses the resolver instead of letting it through, and asks no token', async () => {
     let asked = 0;

@@ -33,11 +33,13 @@ describe('ProcoreParamResolvers', () => {
     expect(resolvers.find(undefined).name).toBe('second');
   });
 
-  it('with one application, answers without reading the request; with several, never a closed one', () => {
+  it('with one application, answers without reading the request', () => {
     const resolvers = new ProcoreParamResolvers<{ name: string }>('@ProcoreToken()');
-    const firstApp = () => undefined;
-    const first = { name: 'first' };
-    resolvers.register(first, hostOf(firstApp));
+    const only = { name: 'only' };
+    resolvers.register(
+      only,
+      hostOf(() => undefined),
+    );
     const untouchable = new Proxy(
       {},
       {
@@ -46,15 +48,29 @@ describe('ProcoreParamResolvers', () => {
         },
       },
     );
-    expect(resolvers.find(untouchable)).toBe(first);
+    expect(resolvers.find(untouchable)).toBe(only);
+  });
 
-    const second = { name: 'second' };
-    const third = { name: 'third' };
-    resolvers.register(second, hostOf(() => undefined));
-    resolvers.register(third, hostOf(() => undefined));
-    resolvers.unregister(first);
-    // firstApp still carries the closed app's resolver: it is not handed out.
-    expect(() => resolvers.find({ app: firstApp })).toThrow(/could not tell which of 2/);
+  it('keeps matching requests to their own app once two were live, while one of them closes', () => {
+    const resolvers = new ProcoreParamResolvers<{ name: string }>('@ProcoreToken()');
+    const appA = () => undefined;
+    const appB = () => undefined;
+    const a = { name: 'a' };
+    const b = { name: 'b' };
+    resolvers.register(a, hostOf(appA));
+    resolvers.register(b, hostOf(appB));
+    // b's shutdown hooks run (it is unregistered) while its server still answers requests.
+    resolvers.unregister(b);
+    expect(resolvers.find({ app: appB })).toBe(b);
+    expect(resolvers.find({ app: appA })).toBe(a);
+    // Once the process has no app left, the next single app gets the fast path again.
+    resolvers.unregister(a);
+    const c = { name: 'c' };
+    resolvers.register(
+      c,
+      hostOf(() => undefined),
+    );
+    expect(resolvers.find({ app: appB })).toBe(c);
   });
 
   it('says what to do when no application registered one', () => {

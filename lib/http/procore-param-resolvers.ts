@@ -17,8 +17,14 @@ import { ProcoreConfigurationError } from '../errors/procore-configuration.error
 export class ProcoreParamResolvers<T extends object> {
   private readonly key: symbol;
   private readonly live = new Set<T>();
-  /** The resolver when exactly one app is live (the usual case), read before anything else. */
+  /**
+   * The resolver when one app is live and no other has been since the process had none (the
+   * usual case), used without reading the request. Once two apps have been live together, every
+   * request is matched to its own app, even after one of them closes: a closing app still
+   * answers requests while its shutdown hooks run, and they must not reach the other app.
+   */
   private only: T | undefined;
+  private shared = false;
 
   constructor(private readonly decorator: string) {
     this.key = Symbol(`procore.${decorator}`);
@@ -27,6 +33,7 @@ export class ProcoreParamResolvers<T extends object> {
   /** Called by the provider when its module initialises. */
   register(resolver: T, adapterHost: HttpAdapterHost | undefined): void {
     this.live.add(resolver);
+    if (this.live.size > 1) this.shared = true;
     this.only = this.onlyLive();
     const server = adapterHost?.httpAdapter?.getInstance<unknown>();
     if (isObject(server)) (server as Record<symbol, T>)[this.key] = resolver;
@@ -35,6 +42,7 @@ export class ProcoreParamResolvers<T extends object> {
   /** Called by the provider when its module is destroyed (app.close()). */
   unregister(resolver: T): void {
     this.live.delete(resolver);
+    if (this.live.size === 0) this.shared = false;
     this.only = this.onlyLive();
   }
 
@@ -47,7 +55,10 @@ export class ProcoreParamResolvers<T extends object> {
     if (this.only) return this.only;
     const server = serverOf(request);
     const resolver = server ? (server as Record<symbol, T | undefined>)[this.key] : undefined;
-    if (resolver && this.live.has(resolver)) return resolver;
+    if (resolver) return resolver;
+    // A request that leads to no server instance (a GraphQL context built by hand, another
+    // adapter): the only live app, if there is one.
+    if (this.live.size === 1) return this.live.values().next().value as T;
     throw new ProcoreConfigurationError(
       this.live.size === 0
         ? `${this.decorator} is used, but ProcoreAuthModule is not initialised in this application: import ProcoreAuthModule.forRoot() (or forRootAsync()) in the application's module.`
@@ -56,7 +67,9 @@ export class ProcoreParamResolvers<T extends object> {
   }
 
   private onlyLive(): T | undefined {
-    return this.live.size === 1 ? (this.live.values().next().value as T) : undefined;
+    return !this.shared && this.live.size === 1
+      ? (this.live.values().next().value as T)
+      : undefined;
   }
 }
 

@@ -66,7 +66,7 @@ describe('AccessTokenCache', () => {
   });
 
   it('judges expiry on the wall clock: a token is not served once the clock passes its expiry minus the skew, even inside ttlSeconds', () => {
-    const cache = new AccessTokenCache(10, 60);
+    const cache = new AccessTokenCache(10, 3600);
     const expiresAt = inMinutes(10);
     cache.set('owner', 'token', expiresAt);
     expect(cache.get('owner', SKEW_MS)).toBe('token');
@@ -120,6 +120,31 @@ describe('AccessTokenCache', () => {
     expect(recorder.recorded).toHaveLength(3);
   });
 
+  it("passes uses on at the recorder's own pace when the entry outlives the interval (no second lost to rounding)", () => {
+    const clock = manualClock();
+    clock.advance(137); // not on a whole second
+    const calls: number[] = [];
+    let last: number | undefined;
+    // The recorder throttles to the millisecond, as LastUsedRecorder does.
+    const recorder = {
+      intervalMs: 300_000,
+      record: () => {
+        if (last !== undefined && clock.now() - last < 300_000) return;
+        last = clock.now();
+        calls.push(last);
+      },
+    };
+    const cache = new AccessTokenCache(10, 3600, clock, recorder);
+    cache.set('owner', 'token', clock.inMinutes(120));
+    for (let t = 0; t < 1_800_000; t += 137) {
+      cache.use('owner', SKEW_MS);
+      clock.advance(137);
+    }
+    const gaps = calls.slice(1).map((at, i) => at - calls[i]);
+    expect(gaps.length).toBeGreaterThanOrEqual(4);
+    for (const gap of gaps) expect(gap).toBeLessThan(302_000);
+  });
+
   it('records every use with interval 0, and never one of a token it does not serve', () => {
     const clock = manualClock();
     const recorder = countingRecorder(0);
@@ -150,6 +175,44 @@ describe('AccessTokenCache', () => {
     expect(cache.use('a', SKEW_MS)).toBe('token-a');
     clock.advance(1_000); // 60 s after a was set: the uses did not extend its life
     expect(cache.use('a', SKEW_MS)).toBeUndefined();
+  });
+
+  it('never serves a token that has already expired (or has no valid expiry)', () => {
+    const cache = new AccessTokenCache(10, 60);
+    cache.set('owner', 'token', new Date(Date.now() - 1_000));
+    expect(cache.get('owner', 0)).toBeUndefined();
+    cache.set('owner', 'token', new Date(Number.NaN));
+    expect(cache.get('owner', 0)).toBeUndefined();
+  });
+
+  it('hands back exactly the token it was given, whatever its length and characters', () => {
+    const cache = new AccessTokenCache(10, 60);
+    const tokens = [
+      '',
+      'a',
+      'x'.repeat(337),
+      'y'.repeat(4096),
+      'tökén-ünicode-€-😀',
+      '\u0000\u00ff',
+      '\u0100\u00ff',
+      'lone-\uD800',
+    ];
+    for (const token of tokens) {
+      cache.set('owner', token, inMinutes(30));
+      expect(cache.get('owner', SKEW_MS)).toBe(token);
+      expect(cache.use('owner', SKEW_MS)).toBe(token);
+    }
+  });
+
+  it("replaces an owner's token, expiry and age on set", () => {
+    const clock = manualClock();
+    const cache = new AccessTokenCache(10, 60, clock);
+    cache.set('owner', 'old', clock.inMinutes(1));
+    clock.advance(50_000);
+    cache.set('owner', 'new', clock.inMinutes(30));
+    clock.advance(50_000); // 100 s after the first set, 50 s after the second
+    expect(cache.get('owner', SKEW_MS)).toBe('new');
+    expect(cache.size).toBe(1);
   });
 
   it('drops an owner on delete (revoke, reauthorization)', () => {

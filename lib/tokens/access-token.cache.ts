@@ -118,9 +118,13 @@ export class AccessTokenCache {
   }
 }
 
-/** The entry with its "use recorded" time set to `now`. */
+/**
+ * The entry with its "use passed on" time set to `now`, rounded UP to the second: the recorder
+ * counts its interval to the millisecond, so a time rounded down would bring the next use to it
+ * up to a second early, be turned away, and wait a whole interval more.
+ */
 function stamped(entry: string, now: number): string {
-  const header = entry.slice(0, USE_RECORDED) + writeSeconds(Math.floor(now / 1000));
+  const header = entry.slice(0, USE_RECORDED) + writeSeconds(Math.ceil(now / 1000));
   return packed(header, entry.slice(HEADER_CHARS));
 }
 

@@ -114,12 +114,15 @@ export class ProcoreAuthorizationFlow {
       ? this.cipher.decrypt(record.codeVerifier, `procore-oauth-state:${record.stateHash}`)
       : undefined;
     const code = params.code;
+    // The state store is replaceable: its owner id is checked like any other before a token is
+    // stored or cached under it (and before the single-use code is spent).
+    const recordOwner = normalizeOwner(record.ownerId);
     // Tracked for shutdown: the code is single-use, so an exchange cut off before the tokens are
     // stored would leave a grant at Procore that nobody holds.
     return this.inFlight.run('an authorization callback', async () => {
       const startedAt = Date.now();
       const response = await this.client.exchangeCode(code, verifier);
-      const connection = await this.storeTokens(record.ownerId, response, startedAt);
+      const connection = await this.storeTokens(recordOwner, response, startedAt);
       return { connection, returnTo: record.returnTo };
     });
   }
