@@ -23,10 +23,9 @@ import {
   ProcoreTokenService,
   procoreAuthEntities,
 } from 'nestjs-procore-auth';
-import { FakeProcoreServer } from 'nestjs-procore-auth/testing';
+import { FakeProcoreServer, fakeProcoreAuthOptions } from 'nestjs-procore-auth/testing';
 import { createBenchDatabase } from './support/database.js';
 import { runBenchmark, withCleanup } from './support/main.js';
-import { generateEncryptionKey } from './support/procore.js';
 import { fmt, printBlock, recordFigures, sleep } from './support/stats.js';
 
 const ENTRIES = 100_000;
@@ -217,15 +216,7 @@ async function main(): Promise<void> {
             entities: procoreAuthEntities,
             logger: recorder,
           }),
-          ProcoreAuthModule.forRoot({
-            clientId: fake.clientId,
-            clientSecret: fake.clientSecret,
-            redirectUri: 'http://127.0.0.1:3000/procore/oauth/callback',
-            authBaseUrl: fake.url,
-            apiBaseUrl: fake.url,
-            encryptionKey: generateEncryptionKey(),
-            scheduler: { enabled: false },
-          }),
+          ProcoreAuthModule.forRoot(fakeProcoreAuthOptions(fake)),
         ],
       })
       class QueriesModule {}

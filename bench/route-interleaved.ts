@@ -18,12 +18,12 @@ import type { AddressInfo } from 'node:net';
 import { ProcoreAuthModule, ProcoreTokenService } from 'nestjs-procore-auth';
 import {
   FakeProcoreServer,
+  fakeProcoreAuthOptions,
   InMemoryProcoreOAuthStateStore,
   InMemoryProcoreTokenStore,
 } from 'nestjs-procore-auth/testing';
 import { runBenchmark } from './support/main.js';
 import { RouteOverheadController } from './support/route-controller.js';
-import { generateEncryptionKey } from './support/procore.js';
 import { fmt, median, printBlock, recordFigures } from './support/stats.js';
 
 const ROUTES = ['without', 'with', 'control', 'param'] as const;
@@ -53,16 +53,11 @@ async function main(): Promise<void> {
   @Module({
     imports: [
       ProcoreAuthModule.forRoot({
-        clientId: fake.clientId,
-        clientSecret: fake.clientSecret,
-        redirectUri: 'http://127.0.0.1:3000/procore/oauth/callback',
-        authBaseUrl: fake.url,
-        apiBaseUrl: fake.url,
-        encryptionKey: generateEncryptionKey(),
-        scheduler: { enabled: false },
+        ...fakeProcoreAuthOptions(fake, {
+          ownerResolver: (req) =>
+            (req as { headers: Record<string, string | undefined> }).headers['x-user-id'],
+        }),
         storage: { tokens: InMemoryProcoreTokenStore, states: InMemoryProcoreOAuthStateStore },
-        ownerResolver: (req) =>
-          (req as { headers: Record<string, string | undefined> }).headers['x-user-id'],
       }),
     ],
     controllers: [RouteOverheadController],
