@@ -58,7 +58,8 @@ export class ProcoreParamResolvers<T extends object> {
     if (resolver) return resolver;
     // A request that leads to no server instance (a GraphQL context built by hand, another
     // adapter): the only live app, if there is one.
-    if (this.live.size === 1) return this.live.values().next().value as T;
+    const single = this.single();
+    if (single) return single;
     throw new ProcoreConfigurationError(
       this.live.size === 0
         ? `${this.decorator} is used, but ProcoreAuthModule is not initialised in this application: import ProcoreAuthModule.forRoot() (or forRootAsync()) in the application's module.`
@@ -67,9 +68,11 @@ export class ProcoreParamResolvers<T extends object> {
   }
 
   private onlyLive(): T | undefined {
-    return !this.shared && this.live.size === 1
-      ? (this.live.values().next().value as T)
-      : undefined;
+    return this.shared ? undefined : this.single();
+  }
+
+  private single(): T | undefined {
+    return this.live.size === 1 ? (this.live.values().next().value as T) : undefined;
   }
 }
 

@@ -53,11 +53,7 @@ export class AccessTokenCache {
 
   /** The cached token when more than `skewMs` of it remains. */
   get(ownerId: string, skewMs: number): string | undefined {
-    const entry = this.entries.get(ownerId);
-    if (entry === undefined) return undefined;
-    if (this.servable(entry, this.clock.now(), skewMs)) return entry.slice(HEADER_CHARS);
-    this.entries.delete(ownerId);
-    return undefined;
+    return this.servable(ownerId, this.clock.now(), skewMs)?.slice(HEADER_CHARS);
   }
 
   /**
@@ -65,13 +61,9 @@ export class AccessTokenCache {
    * entry was recorded within its interval (so a hit costs no lookup of the recorder's own).
    */
   use(ownerId: string, skewMs: number): string | undefined {
-    const entry = this.entries.get(ownerId);
-    if (entry === undefined) return undefined;
     const now = this.clock.now();
-    if (!this.servable(entry, now, skewMs)) {
-      this.entries.delete(ownerId);
-      return undefined;
-    }
+    const entry = this.servable(ownerId, now, skewMs);
+    if (entry === undefined) return undefined;
     if (this.uses && now - readSeconds(entry, USE_RECORDED) * 1000 >= this.uses.intervalMs) {
       this.uses.record(ownerId);
       // Same key: the entry keeps its place (and its deadline).
@@ -108,13 +100,20 @@ export class AccessTokenCache {
     return this.entries.size;
   }
 
-  private servable(entry: string, now: number, skewMs: number): boolean {
+  /** The owner's entry if it may be served at `now`; an entry that may not is dropped. */
+  private servable(ownerId: string, now: number, skewMs: number): string | undefined {
+    const entry = this.entries.get(ownerId);
+    if (entry === undefined) return undefined;
     const deadlineLeft = readSeconds(entry, DEADLINE) * 1000 - now;
-    return (
+    if (
       deadlineLeft > 0 &&
       deadlineLeft <= this.ttlMs &&
       readSeconds(entry, EXPIRY) * 1000 - now > skewMs
-    );
+    ) {
+      return entry;
+    }
+    this.entries.delete(ownerId);
+    return undefined;
   }
 }
 

@@ -79,9 +79,10 @@ export class ProcoreUserTokens implements BeforeApplicationShutdown {
   }
 
   async getAccessToken(ownerId: ProcoreOwnerId): Promise<string> {
-    const cached = this.cachedAccessToken(ownerId);
+    const owner = ownerLookupKey(ownerId);
+    const cached = this.served(owner);
     if (cached !== undefined) return cached;
-    const owner = normalizeOwner(ownerId);
+    // served() has checked the id on its miss: `owner` is the normalized id now.
     this.metrics.cacheMiss();
     const issued = await this.loads.run(owner, () => this.load(owner));
     this.lastUsed.record(owner);
@@ -89,9 +90,15 @@ export class ProcoreUserTokens implements BeforeApplicationShutdown {
   }
 
   cachedAccessToken(ownerId: ProcoreOwnerId): string | undefined {
-    // The full check of the id runs on a miss only: see ownerLookupKey().
-    const owner = ownerLookupKey(ownerId);
-    // A hit records the use too (at most once per touch interval per entry).
+    return this.served(ownerLookupKey(ownerId));
+  }
+
+  /**
+   * The cached token for an owner's lookup key (`ownerLookupKey()`). The full check of the id runs
+   * on a miss only, and throws for an invalid one. A hit records the use too (at most once per
+   * touch interval per entry).
+   */
+  private served(owner: string): string | undefined {
     const cached = this.cache.use(owner, this.skewMs);
     if (cached === undefined) {
       normalizeOwner(owner);
